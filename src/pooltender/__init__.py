@@ -1,0 +1,42 @@
+"""pooltender: correct, visible and right-sized database pools for FastAPI services."""
+
+from .database import Database as Database
+from .database import Databases as Databases
+from .database import DatabaseState as DatabaseState
+from .engine import build_engine as build_engine
+from .errors import ConfigurationError as ConfigurationError
+from .errors import DatabaseUnavailable as DatabaseUnavailable
+from .errors import DatabaseUnreachable as DatabaseUnreachable
+from .errors import DriverNotInstalled as DriverNotInstalled
+from .errors import LifecycleError as LifecycleError
+from .errors import PoolOverloaded as PoolOverloaded
+from .errors import PooltenderError as PooltenderError
+from .errors import PoolTimeout as PoolTimeout
+from .errors import StartupError as StartupError
+from .settings import DatabaseSettings as DatabaseSettings
+from .settings import PooltenderSettings as PooltenderSettings
+from .settings import load_database_settings as load_database_settings
+from .settings import redact_url as redact_url
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "Database",
+    "DatabaseSettings",
+    "DatabaseState",
+    "DatabaseUnavailable",
+    "DatabaseUnreachable",
+    "Databases",
+    "DriverNotInstalled",
+    "LifecycleError",
+    "PoolOverloaded",
+    "PoolTimeout",
+    "PooltenderError",
+    "PooltenderSettings",
+    "StartupError",
+    "__version__",
+    "build_engine",
+    "load_database_settings",
+    "redact_url",
+]

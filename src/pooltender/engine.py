@@ -1,0 +1,200 @@
+"""Build a SQLAlchemy engine from :class:`DatabaseSettings`: per-dialect options only.
+
+- Only the pool options the user set reach SQLAlchemy, plus pooltender's two
+  deliberate defaults (``pool_recycle=3600``, ``pool_pre_ping=True``).
+- A connect timeout always, so a dead host cannot hang a worker.
+- A server-side statement timeout where the dialect has one.
+- SQLite: a file database gets WAL and a busy timeout; an in-memory database lives
+  and dies with its one connection, so the pool holds exactly that one and lends it
+  to one user at a time (two users would otherwise interleave their transactions).
+- PgBouncer (transaction mode): no server-side prepared statement outlives a
+  transaction, and no startup parameter PgBouncer would refuse.
+- A failure to open a connection becomes :class:`DatabaseUnreachable` naming the
+  database and host, never the password.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .errors import DatabaseUnreachable
+from .pool import Admission, GatedAsyncQueuePool, GatedQueuePool
+from .settings import DatabaseSettings, redact_url
+
+__all__ = ["build_engine", "describe_error", "engine_options"]
+
+logger = logging.getLogger("pooltender.engine")
+
+SQLITE_BUSY_TIMEOUT = 5.0
+
+
+def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
+    """The keyword arguments :func:`build_engine` passes to SQLAlchemy (no pool class)."""
+    options: dict[str, Any] = {}
+    if settings.is_sqlite_memory:
+        options.update(pool_size=1, max_overflow=0, pool_recycle=-1, pool_pre_ping=False)
+        if settings.is_set("pool_timeout"):
+            options["pool_timeout"] = settings.pool_timeout
+    else:
+        for field in ("pool_size", "max_overflow", "pool_timeout"):
+            if settings.is_set(field):
+                options[field] = getattr(settings, field)
+        options["pool_recycle"] = settings.pool_recycle
+        options["pool_pre_ping"] = settings.pool_pre_ping
+    options["connect_args"] = _connect_args(settings)
+    return options
+
+
+def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
+    driver = settings.driver
+    timeout = settings.connect_timeout
+    statement_ms = (
+        int(settings.statement_timeout * 1000) if settings.statement_timeout is not None else None
+    )
+    args: dict[str, Any] = {}
+    if driver.backend == "postgresql":
+        if driver.name == "asyncpg":
+            args["timeout"] = timeout
+            if settings.pgbouncer:
+                # No named prepared statement may outlive a transaction behind PgBouncer:
+                # asyncpg's cache off, SQLAlchemy's cache off, unique statement names.
+                args["statement_cache_size"] = 0
+                args["prepared_statement_cache_size"] = 0
+                args["prepared_statement_name_func"] = _unique_statement_name
+                if statement_ms is not None:
+                    # PgBouncer refuses unknown startup parameters: cancel client-side.
+                    args["command_timeout"] = settings.statement_timeout
+            elif statement_ms is not None:
+                args["server_settings"] = {"statement_timeout": str(statement_ms)}
+        else:  # psycopg 3 / psycopg2
+            args["connect_timeout"] = max(2, round(timeout))
+            if settings.pgbouncer and driver.name != "psycopg2":
+                args["prepare_threshold"] = None
+            if statement_ms is not None and not settings.pgbouncer:
+                args["options"] = f"-c statement_timeout={statement_ms}"
+    elif driver.backend == "sqlite":
+        args["timeout"] = SQLITE_BUSY_TIMEOUT
+        args["check_same_thread"] = False
+    elif driver.backend in ("mysql", "mariadb"):
+        args["connect_timeout"] = max(1, round(timeout))
+    return args
+
+
+def _unique_statement_name() -> str:
+    return f"__pooltender_{uuid.uuid4().hex}__"
+
+
+def build_engine(
+    settings: DatabaseSettings,
+    *,
+    admission: Admission | None = None,
+    on_connect_time: Callable[[float], None] | None = None,
+) -> AsyncEngine | Engine:
+    """A new engine for ``settings``: an :class:`AsyncEngine` when ``settings.is_async``.
+
+    ``admission`` bounds the wait queue (see :mod:`pooltender.pool`);
+    ``on_connect_time`` receives the seconds each new connection took to open.
+    No connection is opened here.
+    """
+    options = engine_options(settings)
+    url = settings.engine_url
+    engine: AsyncEngine | Engine
+    if settings.is_async:
+        engine = create_async_engine(
+            url, poolclass=GatedAsyncQueuePool, admission=admission, **options
+        )
+        sync_engine = engine.sync_engine
+    else:
+        engine = sync_engine = create_engine(
+            url, poolclass=GatedQueuePool, admission=admission, **options
+        )
+    _install_events(sync_engine, settings, on_connect_time)
+    return engine
+
+
+def _install_events(
+    engine: Engine,
+    settings: DatabaseSettings,
+    on_connect_time: Callable[[float], None] | None,
+) -> None:
+    name, host = settings.name, settings.host
+    password = settings.url.password
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(
+        dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]
+    ) -> Any:
+        start = time.perf_counter()
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            raise DatabaseUnreachable(
+                name,
+                f"database {name!r} at {host} is unreachable: "
+                + describe_error(exc, str(password) if password else None),
+                retry_after=settings.retry_after,
+            ) from exc
+        if on_connect_time is not None:
+            on_connect_time(time.perf_counter() - start)
+        return connection
+
+    @event.listens_for(engine, "handle_error")
+    def _lost(context: ExceptionContext) -> None:
+        # A connection lost in the middle of a request: the pool invalidates it (and,
+        # with pre-ping, replaces it on the next checkout); the caller gets a 503.
+        if context.is_disconnect and not context.is_pre_ping:
+            raise DatabaseUnreachable(
+                name,
+                f"database {name!r} at {host}: the connection was lost: "
+                + describe_error(context.original_exception, str(password) if password else None),
+                retry_after=settings.retry_after,
+            )
+
+    backend = settings.driver.backend
+    if backend == "sqlite" and not settings.is_sqlite_memory:
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+            finally:
+                cursor.close()
+
+    if backend in ("mysql", "mariadb") and settings.statement_timeout is not None:
+        seconds = settings.statement_timeout
+
+        @event.listens_for(engine, "connect")
+        def _mysql_statement_timeout(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT VERSION()")
+                version = str(cursor.fetchone()[0])
+                if "mariadb" in version.lower():
+                    cursor.execute(f"SET SESSION max_statement_time = {seconds:.3f}")
+                else:
+                    cursor.execute(f"SET SESSION max_execution_time = {int(seconds * 1000)}")
+            finally:
+                cursor.close()
+
+    logger.debug("engine for database %r: %s", name, redact_url(settings.url))
+
+
+def describe_error(exc: BaseException, password: str | None) -> str:
+    """One line naming the error type and its first message line, the password masked."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if password:
+        text = text.replace(password, "***")
+    return text

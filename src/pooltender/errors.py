@@ -1,0 +1,112 @@
+"""Errors raised by pooltender.
+
+Every error pooltender raises derives from :class:`PooltenderError`::
+
+    PooltenderError
+    ├── ConfigurationError          bad settings: names the variable and the reason (ValueError)
+    │   └── DriverNotInstalled      the URL names a driver whose package is missing
+    ├── LifecycleError              a database used before start(), or restarted after stop()
+    ├── StartupError                start() could not reach the database (names database and host)
+    └── DatabaseUnavailable         the pool cannot serve now; HTTP integrations answer 503
+        ├── PoolOverloaded          the wait queue is full (DATABASE_MAX_WAITING): refused at once
+        ├── PoolTimeout             no connection within DATABASE_POOL_TIMEOUT
+        └── DatabaseUnreachable     a new connection could not be opened
+
+``PoolOverloaded`` and ``PoolTimeout`` are also :class:`sqlalchemy.exc.TimeoutError`,
+so ``except sqlalchemy.exc.TimeoutError`` clauses written for a plain SQLAlchemy pool
+keep catching them. No message ever contains a URL's password.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy.exc
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseUnavailable",
+    "DatabaseUnreachable",
+    "DriverNotInstalled",
+    "LifecycleError",
+    "PoolOverloaded",
+    "PoolTimeout",
+    "PooltenderError",
+    "StartupError",
+]
+
+
+class PooltenderError(Exception):
+    """Base class of every error pooltender raises."""
+
+
+class ConfigurationError(PooltenderError, ValueError):
+    """A setting is missing or invalid.
+
+    ``variable`` is the environment variable (or keyword) at fault.
+    """
+
+    def __init__(self, variable: str, reason: str) -> None:
+        self.variable = variable
+        self.reason = reason
+        super().__init__(f"{variable}: {reason}")
+
+
+class DriverNotInstalled(ConfigurationError):
+    """The URL names a database driver whose package is not installed."""
+
+    def __init__(self, variable: str, driver: str, package: str) -> None:
+        self.driver = driver
+        self.package = package
+        super().__init__(
+            variable,
+            f"the driver {driver!r} is not installed; install it with: pip install {package}",
+        )
+
+
+class LifecycleError(PooltenderError, RuntimeError):
+    """A database was used outside its started life (before ``start()`` or after ``stop()``)."""
+
+
+class StartupError(PooltenderError):
+    """``start()`` could not reach the database after its bounded retries."""
+
+    def __init__(self, database: str, host: str, reason: str) -> None:
+        self.database = database
+        self.host = host
+        self.reason = reason
+        super().__init__(f"database {database!r} at {host} is not reachable: {reason}")
+
+
+class DatabaseUnavailable(PooltenderError):
+    """The pool cannot serve a connection now. HTTP integrations answer 503.
+
+    ``retry_after`` is the number of seconds a client should wait before retrying.
+    """
+
+    reason_code = "unavailable"
+
+    def __init__(self, database: str, message: str, *, retry_after: int = 1) -> None:
+        self.database = database
+        self.retry_after = retry_after
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PoolOverloaded(DatabaseUnavailable, sqlalchemy.exc.TimeoutError):
+    """Refused at once: all connections are in use and the wait queue is full."""
+
+    reason_code = "overloaded"
+
+
+class PoolTimeout(DatabaseUnavailable, sqlalchemy.exc.TimeoutError):
+    """No connection became free within the pool timeout."""
+
+    reason_code = "timeout"
+
+
+class DatabaseUnreachable(DatabaseUnavailable):
+    """A new connection to the database could not be opened."""
+
+    reason_code = "unreachable"

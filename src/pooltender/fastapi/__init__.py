@@ -1,0 +1,49 @@
+"""FastAPI integration: ``install(app)`` and the request dependencies.
+
+```python
+from fastapi import FastAPI
+from pooltender.fastapi import Session, install
+
+app = FastAPI()
+install(app)
+
+@app.get("/users/{user_id}")
+async def get_user(user_id: int, session: Session) -> dict: ...
+```
+"""
+
+from .dependencies import (
+    Connection as Connection,
+)
+from .dependencies import (
+    Session as Session,
+)
+from .dependencies import (
+    SyncSession as SyncSession,
+)
+from .dependencies import (
+    connection_for as connection_for,
+)
+from .dependencies import (
+    databases as databases,
+)
+from .dependencies import (
+    session_for as session_for,
+)
+from .dependencies import (
+    sync_session_for as sync_session_for,
+)
+from .install import database_unavailable_handler as database_unavailable_handler
+from .install import install as install
+
+__all__ = [
+    "Connection",
+    "Session",
+    "SyncSession",
+    "connection_for",
+    "database_unavailable_handler",
+    "databases",
+    "install",
+    "session_for",
+    "sync_session_for",
+]

@@ -1,0 +1,94 @@
+"""Request dependencies: one session (or connection) per request, always returned.
+
+Each dependency exits with ``scope="function"``: the transaction commits (or rolls
+back) *before* the response is sent, so a client never sees 200 for a write that
+failed to commit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session as OrmSession
+from starlette.applications import Starlette
+
+from ..database import Databases
+from ..errors import LifecycleError
+from ..settings import PRIMARY
+
+__all__ = [
+    "Connection",
+    "Session",
+    "SyncSession",
+    "connection_for",
+    "databases",
+    "session_for",
+    "sync_session_for",
+]
+
+STATE_KEY = "pooltender"
+
+
+def databases(app: FastAPI | Starlette) -> Databases:
+    """The running :class:`Databases` of an app set up with :func:`install`."""
+    dbs = getattr(app.state, STATE_KEY, None)
+    if not isinstance(dbs, Databases):
+        raise LifecycleError(
+            "pooltender is not running on this app: call pooltender.fastapi.install(app) and "
+            "run the app's lifespan (with TestClient: `with TestClient(app) as client:`)"
+        )
+    return dbs
+
+
+@functools.cache
+def session_for(name: str) -> Any:
+    """The dependency giving an :class:`AsyncSession` of database ``name``.
+
+    ``session: Annotated[AsyncSession, session_for("analytics")]``. The session
+    commits when the route returns, rolls back when it raises.
+    """
+
+    async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+        async with databases(request.app)[name].session() as session:
+            yield session
+
+    session_dependency.__name__ = f"pooltender_session_{name}"
+    return Depends(session_dependency, scope="function")
+
+
+@functools.cache
+def sync_session_for(name: str) -> Any:
+    """The dependency giving a sync :class:`sqlalchemy.orm.Session` (for ``def`` routes)."""
+
+    def sync_session_dependency(request: Request) -> Iterator[OrmSession]:
+        with databases(request.app)[name].sync_session() as session:
+            yield session
+
+    sync_session_dependency.__name__ = f"pooltender_sync_session_{name}"
+    return Depends(sync_session_dependency, scope="function")
+
+
+@functools.cache
+def connection_for(name: str) -> Any:
+    """The dependency giving a Core :class:`AsyncConnection` inside a transaction."""
+
+    async def connection_dependency(request: Request) -> AsyncIterator[AsyncConnection]:
+        async with databases(request.app)[name].connection() as connection:
+            yield connection
+
+    connection_dependency.__name__ = f"pooltender_connection_{name}"
+    return Depends(connection_dependency, scope="function")
+
+
+Session = Annotated[AsyncSession, session_for(PRIMARY)]
+"""The primary database's :class:`AsyncSession` for one request."""
+
+SyncSession = Annotated[OrmSession, sync_session_for(PRIMARY)]
+"""The primary database's sync session, for ``def`` routes on a sync driver."""
+
+Connection = Annotated[AsyncConnection, connection_for(PRIMARY)]
+"""The primary database's Core connection in a transaction: the fast path."""
