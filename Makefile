@@ -1,0 +1,44 @@
+# pooltender: one entry point for people and CI. `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed-base
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.PHONY: demo
+demo: $(VENV)/.installed-base ## run the demo service on embedded SQLite (http://127.0.0.1:8000)
+	$(BIN)/pooltender demo
+
+.PHONY: lint
+lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy (strict on the package)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+.PHONY: services
+services: ## make sure the servers the integration tests need are up
+	bash scripts/services.sh
+
+.PHONY: test
+test: $(VENV)/.installed-dev services lint ## the whole suite: services, lint, types, unit + integration tests
+	$(BIN)/python -m pytest
+
+.PHONY: test-unit
+test-unit: $(VENV)/.installed-dev ## unit tests only (no server needed)
+	$(BIN)/python -m pytest -m "not integration"

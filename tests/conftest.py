@@ -1,0 +1,39 @@
+"""Shared fixtures: where the real servers are, and a free port for refused connections."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "POOLTENDER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL = os.environ.get(
+    "POOLTENDER_TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"
+)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def mariadb_url() -> str:
+    return MARIADB_URL
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never read a developer's .env: run from an empty directory."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

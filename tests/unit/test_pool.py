@@ -1,0 +1,98 @@
+"""Admission control on a real aiosqlite pool: bounded waiting, fail-fast errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+import sqlalchemy.exc
+from sqlalchemy import text
+
+from pooltender import Database, DatabaseSettings, PoolOverloaded, PoolTimeout
+from pooltender.errors import DatabaseUnavailable
+from pooltender.pool import BurstLog
+
+
+def file_db(tmp_path: Path, **options: object) -> Database:
+    return Database(
+        DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", **options)
+    )
+
+
+async def test_full_wait_queue_is_refused_at_once(tmp_path: Path) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=0, max_waiting=1)
+    await db.start()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await release.wait()
+
+    holding = asyncio.create_task(holder())
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(holder())  # waits: the queue has room for one
+    await asyncio.sleep(0.05)
+    assert db.admission.waiting == 1
+    with pytest.raises(PoolOverloaded) as info:
+        async with db.engine.connect():
+            pass
+    assert info.value.database == "primary"
+    assert "all 1 connections are in use and 1 requests already wait (limit 1)" in str(info.value)
+    assert db.admission.rejected == 1
+    release.set()
+    await asyncio.gather(holding, waiter)
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert db.admission.waiting == 0
+    await db.stop()
+
+
+async def test_wait_that_runs_out_is_a_pool_timeout_with_the_real_numbers(tmp_path: Path) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=0, pool_timeout=0.2, max_waiting=5)
+    await db.start()
+    async with db.engine.connect() as held:
+        await held.execute(text("SELECT 1"))
+        with pytest.raises(PoolTimeout) as info:
+            async with db.engine.connect():
+                pass
+    # existing `except sqlalchemy.exc.TimeoutError` clauses keep working
+    assert isinstance(info.value, sqlalchemy.exc.TimeoutError)
+    assert isinstance(info.value, DatabaseUnavailable)
+    assert "no connection free within 0.20s (pool size 1, overflow 0, 1 checked out" in str(
+        info.value
+    )
+    assert db.admission.timeouts == 1
+    await db.stop()
+
+
+async def test_admission_survives_dispose(tmp_path: Path) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=0, max_waiting=0)
+    await db.start()
+    await db.engine.dispose()  # recreates the pool
+    pool = db.engine.pool
+    assert pool.admission is db.admission  # type: ignore[attr-defined]
+    async with db.engine.connect():
+        with pytest.raises(PoolOverloaded):
+            async with db.engine.connect():
+                pass
+    await db.stop()
+
+
+def test_burst_log_writes_one_line_per_burst(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    log = BurstLog(quiet=10.0, clock=lambda: now[0])
+    error = PoolOverloaded("primary", "database 'primary' is overloaded")
+    with caplog.at_level(logging.WARNING, logger="pooltender.pool"):
+        for _ in range(100):
+            log.record(error)
+            now[0] += 0.01
+        assert len(caplog.records) == 1
+        now[0] += 60  # quiet: the next failure opens a new burst and sums up the old one
+        log.record(PoolTimeout("primary", "database 'primary': no connection free"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3
+    assert "burst over, 100 requests refused" in messages[1]
+    assert "(100 overloaded)" in messages[1]
+    assert messages[2].startswith("database 'primary': no connection free")
