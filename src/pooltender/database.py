@@ -223,11 +223,9 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """An :class:`AsyncSession`: commit on success, roll back on any exception
         (cancellation included), connection always returned to the pool."""
-        maker = self._sessionmaker
-        if maker is None:
-            self.engine  # noqa: B018 - raises the right LifecycleError
-            raise AssertionError("unreachable")
-        session = maker()
+        self.engine  # noqa: B018 - raises LifecycleError unless started on an async driver
+        assert self._sessionmaker is not None
+        session = self._sessionmaker()
         try:
             yield session
             await session.commit()
@@ -240,11 +238,9 @@ class Database:
     @contextlib.contextmanager
     def sync_session(self) -> Iterator[Session]:
         """A sync :class:`Session` with the same commit/rollback contract."""
-        maker = self._sync_sessionmaker
-        if maker is None:
-            self.sync_engine  # noqa: B018 - raises the right LifecycleError
-            raise AssertionError("unreachable")
-        with maker() as session:
+        self.sync_engine  # noqa: B018 - raises LifecycleError unless started on a sync driver
+        assert self._sync_sessionmaker is not None
+        with self._sync_sessionmaker() as session:
             try:
                 yield session
                 session.commit()

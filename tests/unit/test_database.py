@@ -37,6 +37,9 @@ async def test_no_io_before_start_and_no_restart_after_stop(tmp_path: Path) -> N
     await db.stop()
     with pytest.raises(LifecycleError, match="stopped"):
         _ = db.engine
+    with pytest.raises(LifecycleError, match="stopped"):
+        async with db.session():
+            pass
     with pytest.raises(LifecycleError, match="build a new Database"):
         await db.start()
 
