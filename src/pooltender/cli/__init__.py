@@ -1,16 +1,23 @@
-"""The ``pooltender`` command: one module per verb, registered on one typer app."""
+"""The ``pooltender`` command: one module per verb, registered on one typer app.
+
+Exit codes: 0 success; 1 a check failed (``check``); 2 bad input (unknown flag,
+missing value, unreachable URL), printed as one line on stderr.
+"""
 
 from __future__ import annotations
 
 import typer
 
+from ._common import OneLineErrorGroup
 from .demo import demo
+from .size import size
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="pooltender",
     help="Correct, visible and right-sized database pools for FastAPI services.",
+    cls=OneLineErrorGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -23,6 +30,7 @@ def _root() -> None:
 
 
 app.command()(demo)
+app.command()(size)
 
 
 def main() -> None:
