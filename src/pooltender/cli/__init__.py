@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from ._common import OneLineErrorGroup
+from .check import check
 from .demo import demo
 from .size import size
 
@@ -30,6 +31,7 @@ def _root() -> None:
 
 
 app.command()(demo)
+app.command()(check)
 app.command()(size)
 
 
