@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromium-driver).
 
-Served by the contract-shaped fixture app (tests/fake_stats.py). Fails, never
+Served by the contract-shaped fixture app (tests/support/fake_stats.py). Fails, never
 skips, when Chromium is missing: install it with scripts/install-chromium.sh.
 """
 
@@ -18,8 +18,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from fake_stats import HTML_ROUTE, create_fake_app
-from serve import serve
+from tests.support.fake_stats import HTML_ROUTE, create_fake_app
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import typer
 
 from ._common import OneLineErrorGroup
+from .bench import bench
 from .check import check
 from .demo import demo
 from .size import size
+from .top import top
 
 __all__ = ["app", "main"]
 
@@ -33,6 +35,8 @@ def _root() -> None:
 app.command()(demo)
 app.command()(check)
 app.command()(size)
+app.command()(top)
+app.command()(bench)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from pooltender.dashboard import dashboard_router
 
@@ -136,24 +136,28 @@ class FakePool:
 
 
 def create_fake_app(guard: Callable[..., Any] | None = None) -> FastAPI:
-    """The fixture app: ``/work?ms=``, ``/leak?ms=``, ``/debug/pool-stats``, ``/debug/pool``."""
+    """The fixture app: ``/work?ms=``, ``/leak?ms=``, ``/debug/pool-stats``, ``/debug/pool``.
+
+    ``guard`` (a dependency) protects both debug endpoints, as the real access rule does.
+    """
+    debug = [Depends(guard)] if guard is not None else []
     app = FastAPI()
     pools = {"primary": FakePool("primary"), "analytics": FakePool("analytics", size=2)}
     app.state.fake_pools = pools
 
     @app.get("/work")
     async def work(ms: float = 20.0) -> dict[str, bool]:
-        async with pools["primary"].checkout(HTML_ROUTE, "tests/fake_stats.py:1 in work"):
+        async with pools["primary"].checkout(HTML_ROUTE, "fake_stats.py:1 in work"):
             await asyncio.sleep(ms / 1000)
         return {"ok": True}
 
     @app.get("/leak")
     async def leak(ms: float = 1500.0) -> dict[str, bool]:
-        async with pools["analytics"].checkout("GET /leak", "tests/fake_stats.py:2 in leak"):
+        async with pools["analytics"].checkout("GET /leak", "fake_stats.py:2 in leak"):
             await asyncio.sleep(ms / 1000)
         return {"ok": True}
 
-    @app.get("/debug/pool-stats")
+    @app.get("/debug/pool-stats", dependencies=debug)
     async def pool_stats() -> dict[str, Any]:
         return {
             "generated_at": time.time(),
