@@ -36,12 +36,13 @@ def usable() -> int:
     return int(row[0])
 
 
-def run(*args: str, url: str = URL) -> tuple[int, str]:
+def run(*args: str, url: str = URL, **extra: str) -> tuple[int, str]:
     env = {
         "DATABASE_URL": url,
         "DATABASE_POOL_SIZE": "5",
         "DATABASE_MAX_OVERFLOW": "10",
         "COLUMNS": "200",
+        **extra,
     }
     result = CliRunner().invoke(app, ["check", "--samples", "3", *args], env=env)
     return result.exit_code, result.output
@@ -93,3 +94,37 @@ def test_unreachable_server_fails_the_check_without_a_traceback() -> None:
     assert report["databases"]["primary"]["reachable"] is False
     assert "pw" not in out.replace("postgres", "")
     assert "Traceback" not in out
+
+
+def test_databases_on_one_server_share_its_budget(usable: int) -> None:
+    code, out = run("--json", DATABASE_ANALYTICS_URL=URL, DATABASE_ANALYTICS_POOL_SIZE="2")
+    assert code == 0, out
+    databases = json.loads(out)["databases"]
+    assert databases["primary"]["budget"] == 15
+    assert databases["analytics"]["budget"] == 12
+    assert databases["primary"]["server_budget"] == 27
+    workers = usable // 27 + 1  # 27 per worker: one worker more than fits
+    code, out = run("--json", "--workers", str(workers), DATABASE_ANALYTICS_URL=URL,
+                    DATABASE_ANALYTICS_POOL_SIZE="2")  # fmt: skip
+    assert code == 1
+    assert json.loads(out)["databases"]["analytics"]["failures"] == [
+        f"budget {workers * 27} connections exceeds the {usable} usable slots"
+    ]
+
+
+def test_an_unbounded_pool_fails() -> None:
+    code, out = run("--json", DATABASE_MAX_OVERFLOW="-1")
+    assert code == 1
+    primary = json.loads(out)["databases"]["primary"]
+    assert primary["budget"] is None
+    assert "unbounded" in primary["failures"][0]
+
+
+def test_mariadb_reports_its_slots() -> None:
+    code, out = run("--json", url="mysql+aiomysql://root@127.0.0.1:3306/test")
+    assert code == 0, out
+    primary = json.loads(out)["databases"]["primary"]
+    assert "MariaDB" in primary["server_version"]
+    assert primary["usable_slots"] == primary["max_connections"]
+    assert primary["budget"] == 15
+    assert "pooler_signs" not in primary

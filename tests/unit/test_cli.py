@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,13 @@ from tests.support.fake_stats import HTML_ROUTE, create_fake_app
 from tests.support.servers import serve
 
 WIDE = {"COLUMNS": "200"}
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -215,3 +224,24 @@ def test_bench_counts_errors_by_status(service: str, tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert json.loads((tmp_path / "bench.json").read_text())["runs"][0]["statuses"] == {"404": 10}
+
+
+def test_bench_counts_transport_errors(closed_port: int, tmp_path: Path) -> None:
+    code, out = invoke(
+        "bench", f"http://127.0.0.1:{closed_port}", "--requests", "5", "--out", str(tmp_path)
+    )
+    assert code == 0, out
+    run = json.loads((tmp_path / "bench.json").read_text())["runs"][0]
+    assert run["statuses"] == {"ConnectError": 5}
+    assert run["latency"]["p50"] is None
+
+
+def test_bench_without_matplotlib_writes_json_and_markdown(
+    service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, out = invoke("bench", service, "--path", "/work?ms=0", "--requests", "5",
+                       "--out", str(tmp_path))  # fmt: skip
+    assert code == 0, out
+    assert "install pooltender[bench] for the chart" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "bench.md"]

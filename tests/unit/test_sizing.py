@@ -118,3 +118,8 @@ def test_observe_falls_back_to_use_time_p50() -> None:
 def test_observe_needs_time_to_pass() -> None:
     with pytest.raises(ValueError, match="newer"):
         observe(_doc(5.0, 1, [], 0.0), _doc(5.0, 2, [], 0.0))
+
+
+def test_many_processes_get_a_pgbouncer_note() -> None:
+    assert recommend(100, 0.01, workers=4, instances=2, max_connections=1000).notes
+    assert not recommend(100, 0.01, workers=7, max_connections=1000).notes

@@ -140,6 +140,11 @@ def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, An
             if s.driver.backend == "postgresql":
                 signs = pooler_signs(s.url.port, facts)
                 entry["pooler_signs"] = signs
+                if signs:
+                    entry["budget_note"] = (
+                        "behind a pooler, service connections count against its"
+                        " max_client_conn; the server's slots are shared by its pools"
+                    )
                 if signs and not s.pgbouncer:
                     entry["failures"].append(
                         f"a pooler is in front ({signs[0]}) but {s.variable('pgbouncer')}"
@@ -211,6 +216,8 @@ def _rows(e: dict[str, Any], workers: int, instances: int) -> list[_Row]:
             text += f"; {e['server_budget']} with the other databases on this server"
         text += f" vs {e['usable_slots']} usable slots"
         rows.append(_Row("budget", text, e["server_budget"] <= e["usable_slots"]))
+        if "budget_note" in e:
+            rows.append(_Row("", e["budget_note"], None))
     if "pooler_signs" in e:
         signs = e["pooler_signs"]
         rows.append(
