@@ -82,7 +82,7 @@ class Recommendation:
         spread = f" / {self.processes} processes" if self.processes > 1 else ""
         needed = max(1, math.ceil(round(self.concurrency * HEADROOM, 9)))
         text = (
-            f"pool_size = ceil({self.rps:g} req/s x {self.hold_seconds:g} s x {HEADROOM:g}"
+            f"pool_size = ceil({self.rps:.4g} req/s x {self.hold_seconds:.3g} s x {HEADROOM:g}"
             f"{spread}) = ceil({self.concurrency * HEADROOM:.3g}) = {needed}"
         )
         if needed != self.pool_size:

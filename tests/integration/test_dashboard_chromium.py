@@ -145,11 +145,7 @@ def test_dashboard_moves_under_load(browser: webdriver.Chrome) -> None:
             for thread in [*workers, leak]:
                 thread.join(15)
 
-    problems = [
-        entry
-        for entry in browser.get_log("browser")
-        if entry["level"] in ("SEVERE", "WARNING") and "favicon.ico" not in entry["message"]
-    ]
+    problems = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert problems == []
 
 

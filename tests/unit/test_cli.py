@@ -245,3 +245,25 @@ def test_bench_without_matplotlib_writes_json_and_markdown(
     assert code == 0, out
     assert "install pooltender[bench] for the chart" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "bench.md"]
+
+
+def test_top_computes_checkouts_per_second_between_frames() -> None:
+    from rich.console import Console
+
+    def doc(at: float, checkouts: int) -> dict[str, object]:
+        return {
+            "generated_at": at,
+            "databases": {
+                "primary": {
+                    "checked_out": 0, "available": 5, "waiting": 0, "max": None,
+                    "checkouts": checkouts, "timeouts": 0, "rejected": 0,
+                    "leaks_suspected": 0, "routes": [], "held": [],
+                }
+            },
+        }  # fmt: skip
+
+    console = Console(width=200, record=True)
+    console.print(render(doc(12.0, 1300), doc(10.0, 1000), "test"))
+    row = next(line for line in console.export_text().splitlines() if "primary" in line)
+    assert "150.0" in row  # 300 checkouts in 2 s
+    assert "∞" in row  # max null: unbounded

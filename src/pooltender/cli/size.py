@@ -111,7 +111,7 @@ def _show(console: Console, rec: Recommendation) -> None:
     )
     console.print(table)
     console.print(
-        f"Little's law: {rec.rps:g} req/s x {rec.hold_seconds:g} s"
+        f"Little's law: {rec.rps:.4g} req/s x {rec.hold_seconds:.3g} s"
         f" = {rec.rps * rec.hold_seconds:.3g} connections busy on average"
     )
     console.print(rec.formula)
