@@ -1,16 +1,26 @@
-"""The ``pooltender`` command: one module per verb, registered on one typer app."""
+"""The ``pooltender`` command: one module per verb, registered on one typer app.
+
+Exit codes: 0 success; 1 a check failed (``check``); 2 bad input (unknown flag,
+missing value, unreachable URL), printed as one line on stderr.
+"""
 
 from __future__ import annotations
 
 import typer
 
+from ._common import OneLineErrorGroup
+from .bench import bench
+from .check import check
 from .demo import demo
+from .size import size
+from .top import top
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="pooltender",
     help="Correct, visible and right-sized database pools for FastAPI services.",
+    cls=OneLineErrorGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -23,6 +33,10 @@ def _root() -> None:
 
 
 app.command()(demo)
+app.command()(check)
+app.command()(size)
+app.command()(top)
+app.command()(bench)
 
 
 def main() -> None:

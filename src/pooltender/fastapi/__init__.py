@@ -12,6 +12,7 @@ async def get_user(user_id: int, session: Session) -> dict: ...
 ```
 """
 
+from ..dashboard import dashboard_router as dashboard_router
 from .dependencies import (
     Connection as Connection,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Session",
     "SyncSession",
     "connection_for",
+    "dashboard_router",
     "database_unavailable_handler",
     "databases",
     "install",

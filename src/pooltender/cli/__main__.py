@@ -1,0 +1,5 @@
+"""``python -m pooltender.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,171 @@
+"""What ``pooltender check`` measures on one database: server facts and timings.
+
+Timings use one engine built by :func:`pooltender.build_engine` (the service's
+own options): a *new connection* sample opens a connection, runs ``SELECT 1``
+and invalidates it, so the next sample opens another; a *pooled* sample checks
+a warm connection out, runs ``SELECT 1`` and returns it. Medians of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..engine import build_engine, describe_error
+from ..settings import DatabaseSettings
+
+__all__ = ["Probe", "ServerFacts", "probe"]
+
+SELECT_1 = text("SELECT 1")
+
+PG_FACTS = text(
+    "SELECT current_setting('server_version'),"
+    " current_setting('max_connections')::int,"
+    " current_setting('superuser_reserved_connections')::int,"
+    " coalesce(current_setting('reserved_connections', true), '0')::int,"
+    " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
+    " inet_server_port()"
+)
+MYSQL_FACTS = text(
+    "SELECT VERSION(), @@max_connections, 0, 0,"
+    " (SELECT COUNT(*) FROM information_schema.PROCESSLIST), @@port"
+)
+PG_BACKEND_PID = text("SELECT pg_backend_pid()")
+
+
+@dataclass
+class ServerFacts:
+    version: str
+    max_connections: int
+    superuser_reserved: int
+    reserved: int
+    in_use: int
+    server_port: int | None
+    backend_pids: set[int] = field(default_factory=set)
+
+    @property
+    def usable(self) -> int:
+        return max(0, self.max_connections - self.superuser_reserved - self.reserved)
+
+
+@dataclass
+class Probe:
+    """The outcome for one database; ``error`` set when it could not be reached."""
+
+    settings: DatabaseSettings
+    error: str | None = None
+    facts: ServerFacts | None = None
+    connect: list[float] = field(default_factory=list)
+    connect_query: list[float] = field(default_factory=list)
+    pooled: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def median(values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
+
+
+async def probe(settings: DatabaseSettings, samples: int) -> Probe:
+    """Measure ``settings``' database; never raises for an unreachable server."""
+    result = Probe(settings)
+    engine = build_engine(settings, on_connect_time=result.connect.append)
+    password = str(settings.url.password) if settings.url.password else None
+    try:
+        budget = settings.connect_timeout * (2 * samples + 4) + 5
+        if isinstance(engine, AsyncEngine):
+            await asyncio.wait_for(_measure_async(engine, result, samples), budget)
+        else:
+            await asyncio.wait_for(
+                asyncio.to_thread(_measure_sync, engine, result, samples), budget
+            )
+    except TimeoutError:
+        result.error = f"timed out after {budget:g} s"
+    except Exception as exc:
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        result.error = describe_error(cause, password)
+    finally:
+        if isinstance(engine, AsyncEngine):
+            await engine.dispose()
+        else:
+            await asyncio.to_thread(engine.dispose)
+    return result
+
+
+async def _measure_async(engine: AsyncEngine, result: Probe, samples: int) -> None:
+    backend = engine.dialect.name
+    for _ in range(samples):
+        start = time.perf_counter()
+        async with engine.connect() as connection:
+            await connection.execute(SELECT_1)
+            result.connect_query.append(time.perf_counter() - start)
+            await connection.invalidate()
+    async with engine.connect() as connection:  # warm one connection for the pooled samples
+        result.facts = await connection.run_sync(_facts, backend)
+    for _ in range(samples):
+        start = time.perf_counter()
+        async with engine.connect() as connection:
+            await connection.execute(SELECT_1)
+        result.pooled.append(time.perf_counter() - start)
+    if result.facts is not None and backend == "postgresql":
+        async with engine.connect() as connection:
+            result.facts.backend_pids = await _backend_pids(connection)
+
+
+def _measure_sync(engine: Engine, result: Probe, samples: int) -> None:
+    backend = engine.dialect.name
+    for _ in range(samples):
+        start = time.perf_counter()
+        with engine.connect() as connection:
+            connection.execute(SELECT_1)
+            result.connect_query.append(time.perf_counter() - start)
+            connection.invalidate()
+    with engine.connect() as connection:
+        result.facts = _facts(connection, backend)
+    for _ in range(samples):
+        start = time.perf_counter()
+        with engine.connect() as connection:
+            connection.execute(SELECT_1)
+        result.pooled.append(time.perf_counter() - start)
+    if result.facts is not None and backend == "postgresql":
+        with engine.connect() as connection:
+            pids = set()
+            for _ in range(3):
+                pids.add(int(connection.execute(PG_BACKEND_PID).scalar_one()))
+                connection.commit()
+            result.facts.backend_pids = pids
+
+
+async def _backend_pids(connection: AsyncConnection) -> set[int]:
+    """The server process behind one client connection, over three transactions.
+
+    More than one pid: a transaction-mode pooler (PgBouncer) sits in between.
+    """
+    pids = set()
+    for _ in range(3):
+        pids.add(int((await connection.execute(PG_BACKEND_PID)).scalar_one()))
+        await connection.commit()
+    return pids
+
+
+def _facts(connection: Connection, backend: str) -> ServerFacts | None:
+    query: Any = {"postgresql": PG_FACTS, "mysql": MYSQL_FACTS, "mariadb": MYSQL_FACTS}.get(backend)
+    if query is None:
+        return None
+    row = connection.execute(query).one()
+    connection.commit()
+    convert: Callable[[Any], int | None] = lambda v: None if v is None else int(v)  # noqa: E731
+    return ServerFacts(
+        version=str(row[0]),
+        max_connections=int(row[1]),
+        superuser_reserved=int(row[2]),
+        reserved=int(row[3]),
+        in_use=int(row[4]),
+        server_port=convert(row[5]),
+    )

@@ -1,0 +1,124 @@
+"""``pooltender top URL``: a live terminal view of a running service's pools."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ._common import fetch_stats, fmt_seconds, stats_url
+
+__all__ = ["render", "top"]
+
+ROUTES_SHOWN = 5
+HELD_SHOWN = 8
+
+
+def top(
+    url: Annotated[str, typer.Argument(help="The service (http://host:port) or its stats URL.")],
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token (default: $POOLTENDER_DEBUG_TOKEN).")
+    ] = None,
+    interval: Annotated[float, typer.Option(min=0.2, max=60, help="Seconds per refresh.")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+) -> None:
+    """Watch a running service's pools, like top (reads /debug/pool-stats)."""
+    target = stats_url(url)
+    console = Console(highlight=False)
+    with httpx.Client(timeout=5.0) as client:
+        previous = fetch_stats(client, target, token)
+        if once:
+            console.print(render(previous, None, target))
+            return
+        with Live(render(previous, None, target), console=console, auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(interval)
+                    current = fetch_stats(client, target, token)
+                    live.update(render(current, previous, target), refresh=True)
+                    previous = current
+            except KeyboardInterrupt:
+                pass
+
+
+def render(doc: dict[str, Any], previous: dict[str, Any] | None, source: str) -> RenderableType:
+    """One frame: a summary table of every database, then its top routes and held connections.
+
+    Every string from the snapshot becomes a :class:`rich.text.Text`, so a route
+    named ``[red]x`` is shown as typed, never read as markup.
+    """
+    stamp = time.strftime("%H:%M:%S", time.localtime(float(doc["generated_at"])))
+    summary = Table(title=f"pooltender top · {source} · {stamp}", title_justify="left")
+    for column in ("database", "used", "idle", "wait", "max", "req/s"):
+        summary.add_column(column, justify="left" if column == "database" else "right")
+    for column in ("wait p50/p99", "use p50/p99", "timeouts", "rejected", "leaks"):
+        summary.add_column(column, justify="right")
+    parts: list[RenderableType] = [summary]
+    elapsed = None if previous is None else doc["generated_at"] - previous["generated_at"]
+    for name, db in doc["databases"].items():
+        rate = "-"
+        before = (previous or {}).get("databases", {}).get(name)
+        if before is not None and elapsed and elapsed > 0:
+            rate = f"{(db['checkouts'] - before['checkouts']) / elapsed:.1f}"
+        wait, use = db.get("wait_time") or {}, db.get("use_time") or {}
+        summary.add_row(
+            Text(name),
+            str(db["checked_out"]),
+            str(db["available"]),
+            _alert(db["waiting"]),
+            "∞" if db.get("max") is None else str(db["max"]),
+            rate,
+            f"{fmt_seconds(wait.get('p50'))} / {fmt_seconds(wait.get('p99'))}",
+            f"{fmt_seconds(use.get('p50'))} / {fmt_seconds(use.get('p99'))}",
+            _alert(db["timeouts"]),
+            _alert(db["rejected"]),
+            _alert(db["leaks_suspected"]),
+        )
+        parts.append(_routes(name, db.get("routes") or []))
+        parts.append(_held(name, db.get("held") or []))
+    return Group(*parts)
+
+
+def _alert(value: int) -> Text:
+    return Text(str(value), style="bold red" if value else "")
+
+
+def _routes(name: str, routes: list[dict[str, Any]]) -> Table:
+    table = Table(title=Text(f"{name}: routes by total hold time"), title_justify="left")
+    for column in ("route", "checkouts", "total", "p50", "p99", "max"):
+        table.add_column(column, justify="left" if column == "route" else "right")
+    for r in routes[:ROUTES_SHOWN]:
+        table.add_row(
+            Text(str(r["route"])),
+            str(r["checkouts"]),
+            fmt_seconds(r["hold_total"]),
+            fmt_seconds(r.get("hold_p50")),
+            fmt_seconds(r.get("hold_p99")),
+            fmt_seconds(r.get("hold_max")),
+        )
+    if not routes:
+        table.add_row(Text("no checkouts yet", style="dim"), "", "", "", "", "")
+    return table
+
+
+def _held(name: str, held: list[dict[str, Any]]) -> Table:
+    table = Table(title=Text(f"{name}: held now ({len(held)})"), title_justify="left")
+    for column in ("route", "age", "checkout site"):
+        table.add_column(column, justify="right" if column == "age" else "left")
+    for h in sorted(held, key=lambda h: -float(h["age"]))[:HELD_SHOWN]:
+        style = "bold red" if h.get("leak") else ""
+        route = h.get("route") or "(outside a request)"
+        table.add_row(
+            Text(("LEAK? " if h.get("leak") else "") + str(route), style=style),
+            Text(fmt_seconds(h["age"]), style=style),
+            Text(str(h.get("site") or ""), style=style),
+        )
+    if not held:
+        table.add_row(Text("none", style="dim"), "", "")
+    return table
