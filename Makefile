@@ -32,8 +32,9 @@ lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy (strict on t
 	$(BIN)/mypy
 
 .PHONY: services
-services: ## make sure the servers the integration tests need are up
+services: ## make sure what the integration tests need is installed and up
 	bash scripts/services.sh
+	bash scripts/install-chromium.sh
 
 .PHONY: test
 test: $(VENV)/.installed-dev services lint ## the whole suite: services, lint, types, unit + integration tests
