@@ -390,8 +390,13 @@ class Databases(Mapping[str, Database]):
         self._databases: dict[str, Database] = dict(databases or {})
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, DatabaseSettings]) -> Databases:
-        return cls({name: Database(s) for name, s in settings.items()})
+    def from_settings(
+        cls,
+        settings: Mapping[str, DatabaseSettings],
+        *,
+        options: PooltenderSettings | None = None,
+    ) -> Databases:
+        return cls({name: Database(s, options=options) for name, s in settings.items()})
 
     @classmethod
     def from_env(
@@ -400,12 +405,16 @@ class Databases(Mapping[str, Database]):
         *,
         env_file: str | None = ".env",
         defaults: Mapping[str, str] | None = None,
+        options: PooltenderSettings | None = None,
     ) -> Databases:
-        """Every database configured by ``DATABASE_*`` variables (see the README)."""
+        """Every database configured by ``DATABASE_*`` variables (see the README).
+
+        ``options``: the process-wide ``POOLTENDER_*`` settings (default: read at start).
+        """
         settings = load_database_settings(environ, env_file=env_file, defaults=defaults)
         if PRIMARY not in settings:
             raise ConfigurationError("DATABASE_URL", "is not set")
-        return cls.from_settings(settings)
+        return cls.from_settings(settings, options=options)
 
     def __getitem__(self, name: str) -> Database:
         try:

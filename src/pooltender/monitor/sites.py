@@ -18,6 +18,7 @@ import functools
 import linecache
 import os
 import sys
+import sysconfig
 import threading
 from types import CodeType, FrameType
 
@@ -39,13 +40,17 @@ def _directory(module_file: str | None) -> str:
 _LIBRARY_DIRS: tuple[str, ...] = (
     *(_directory(m.__file__) for m in (sqlalchemy, anyio, asyncio, concurrent.futures)),
     _directory(os.path.dirname(__file__)),  # the pooltender package
+    os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep,
 )
 _LIBRARY_FILES = frozenset(
     os.path.abspath(f)
     for f in (contextlib.__file__, functools.__file__, threading.__file__)
     if f is not None
 )
-_OPTIONAL = ("starlette", "fastapi", "uvicorn", "greenlet")
+_OPTIONAL = (
+    "starlette", "fastapi", "uvicorn", "greenlet", "click", "h11", "httptools", "uvloop",
+    "gunicorn", "hypercorn", "httpx", "_pytest", "pluggy", "pytest_asyncio",
+)  # fmt: skip
 
 _verdicts: dict[str, bool] = {}
 
