@@ -27,7 +27,7 @@ leaked: list[AsyncConnection] = []
 
 @app.get("/users/{user_id}")
 async def get_user(user_id: int, session: Session) -> dict[str, int]:
-    value = (await session.execute(text("SELECT :v"), {"v": user_id})).scalar_one()
+    value = (await session.execute(text("SELECT CAST(:v AS INTEGER)"), {"v": user_id})).scalar_one()
     return {"id": value}
 
 
