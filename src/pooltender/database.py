@@ -131,11 +131,17 @@ class Database:
             return
         if self._state is DatabaseState.STOPPED:
             raise LifecycleError(f"database {self.name!r} was stopped; build a new Database")
+        options = self.options if self.options is not None else PooltenderSettings()
+        if not options.monitor:
+            self.admission.on_wait = None
         engine = build_engine(
-            self.settings, admission=self.admission, on_connect_time=self.monitor.on_connect_time
+            self.settings,
+            admission=self.admission,
+            on_connect_time=self.monitor.on_connect_time if options.monitor else None,
         )
         self._engine = engine
-        self.monitor.attach(engine.sync_engine if isinstance(engine, AsyncEngine) else engine)
+        if options.monitor:
+            self.monitor.attach(engine.sync_engine if isinstance(engine, AsyncEngine) else engine)
         if isinstance(engine, AsyncEngine):
             self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         else:
@@ -148,13 +154,13 @@ class Database:
             self._engine = None
             raise
         self._state = DatabaseState.STARTED
-        options = self.options if self.options is not None else PooltenderSettings()
-        self._watchdog = Watchdog.acquire(
-            self.monitor,
-            loop_block_threshold=options.loop_block_threshold,
-            health_log_interval=options.health_log_interval,
-            health_line=self.health_line,
-        )
+        if options.monitor:
+            self._watchdog = Watchdog.acquire(
+                self.monitor,
+                loop_block_threshold=options.loop_block_threshold,
+                health_log_interval=options.health_log_interval,
+                health_line=self.health_line,
+            )
         logger.info(
             "database %r started: %s, pool %s",
             self.name,

@@ -213,6 +213,8 @@ class PooltenderSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="POOLTENDER_", env_file=".env", extra="ignore")
 
+    monitor: bool = True
+    """``POOLTENDER_MONITOR``: false turns the pool monitor off (no listeners, no watchdog)."""
     debug_token: str | None = Field(default=None, repr=False)
     """``POOLTENDER_DEBUG_TOKEN``: debug endpoints need ``Authorization: Bearer <token>``."""
     loop_block_threshold: float = Field(default=0.1, ge=0)

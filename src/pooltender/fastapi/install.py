@@ -82,7 +82,8 @@ def install(
 
     app.router.lifespan_context = lifespan  # type: ignore[assignment]
     app.add_exception_handler(DatabaseUnavailable, database_unavailable_handler)  # type: ignore[arg-type]
-    app.add_middleware(RequestContextMiddleware)
+    if options.monitor:
+        app.add_middleware(RequestContextMiddleware)
     if health_prefix is not None:
         app.include_router(health_router(), prefix=health_prefix)
     registry = metrics_registry if metrics_registry is not None else CollectorRegistry()

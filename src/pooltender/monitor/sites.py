@@ -30,7 +30,8 @@ __all__ = ["Site", "capture", "format_site", "format_stack", "is_library", "user
 Site = tuple[tuple[CodeType, int], ...]
 """The user's frames, innermost first, as ``(code, line)`` pairs."""
 
-STACK_DEPTH = 8
+STACK_DEPTH = 6
+WALK_AFTER_SITE = 16
 
 
 def _directory(module_file: str | None) -> str:
@@ -86,10 +87,17 @@ def _parent_frame() -> FrameType | None:
 
 
 def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
-    """The first ``depth`` user frames above ``start`` (default: the caller)."""
+    """The first ``depth`` user frames above ``start`` (default: the caller).
+
+    After the first user frame, at most :data:`WALK_AFTER_SITE` more frames are
+    looked at: the frames near the site are the useful ones, and a request's stack
+    ends in dozens of server frames.
+    """
     frame: FrameType | None = start if start is not None else sys._getframe(1)
     result: list[tuple[CodeType, int]] = []
     crossed = False
+    budget = WALK_AFTER_SITE
+    verdicts = _verdicts
     while len(result) < depth:
         if frame is None:
             if crossed:
@@ -99,8 +107,15 @@ def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
             if frame is None:
                 break
         code = frame.f_code
-        if not is_library(code.co_filename):
+        library = verdicts.get(code.co_filename)
+        if library is None:
+            library = is_library(code.co_filename)
+        if not library:
             result.append((code, frame.f_lineno))
+        elif result:
+            budget -= 1
+            if budget <= 0:
+                break
         frame = frame.f_back
     return tuple(result)
 
