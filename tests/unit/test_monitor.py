@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import text
 
-from pooltender import Database
+from pooltender import Database, DatabaseSettings, PooltenderSettings
 from pooltender.monitor import RequestContext, current_request
 
 from .conftest import MakeDb, wait_for_log
@@ -217,3 +217,35 @@ async def test_ready_reports_an_exhausted_pool_as_busy_without_waiting(make_db: 
     assert await db.ready() == "ok"
     async with db.engine.connect():
         assert await asyncio.wait_for(db.ready(), 1.0) == "busy"
+
+
+async def test_monitor_can_be_turned_off(tmp_path: object) -> None:
+    db = Database(
+        DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/t3off.db"),
+        options=PooltenderSettings(monitor=False),
+    )
+    await db.start()
+    try:
+        async with db.engine.connect():
+            assert db.stats()["held"] == []
+        assert db.stats()["checkouts"] == 0
+        assert db.stats()["checked_out"] == 0  # pool figures still come from the pool
+    finally:
+        await db.stop()
+
+
+async def test_health_log_writes_one_line_per_database(
+    tmp_path: object, monitor_log: pytest.LogCaptureFixture
+) -> None:
+    db = Database(
+        DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/t3health.db"),
+        options=PooltenderSettings(health_log_interval=0.05, loop_block_threshold=0),
+    )
+    await db.start()
+    try:
+        records = await wait_for_log(monitor_log, "pool database=primary", level=logging.INFO)
+    finally:
+        await db.stop()
+    assert records
+    assert records[0].name == "pooltender.health"
+    assert "checked_out=0" in records[0].getMessage()
