@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import text
 
-from pooltender import Database, DatabaseSettings, PooltenderSettings
+from pooltender import Database, DatabaseSettings, PoolOverloaded, PooltenderSettings
 from pooltender.monitor import RequestContext, current_request
 
 from .conftest import MakeDb, wait_for_log
@@ -144,6 +144,7 @@ async def test_leak_is_warned_once_then_its_return_is_logged(
     assert "POST /orders" in message
     assert site in message
     assert "connection = await db.engine.connect()" in message  # the stack, with source
+    assert warnings[0].pooltender["route"] == "POST /orders"  # type: ignore[attr-defined]
     await asyncio.sleep(0.6)  # several scans later
     again = [r for r in monitor_log.records if "suspected leak;" in r.getMessage()]
     assert len(again) == 1
@@ -217,6 +218,9 @@ async def test_ready_reports_an_exhausted_pool_as_busy_without_waiting(make_db: 
     assert await db.ready() == "ok"
     async with db.engine.connect():
         assert await asyncio.wait_for(db.ready(), 1.0) == "busy"
+        db.monitor.last_checkout -= db.BUSY_GRACE + 1  # no checkout succeeded for a while
+        with pytest.raises(PoolOverloaded, match="none was checked out"):
+            await asyncio.wait_for(db.ready(), 1.0)
 
 
 async def test_monitor_can_be_turned_off(tmp_path: object) -> None:
