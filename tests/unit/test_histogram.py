@@ -65,3 +65,9 @@ def test_prometheus_buckets_are_cumulative_and_exact_at_bounds() -> None:
     counts = [n for _, n in h.prometheus_buckets()]
     assert counts == sorted(counts)
     assert all(b in BOUNDS for b in PROMETHEUS_BOUNDS)
+
+
+def test_bucket_layout_is_ten_per_decade_from_a_microsecond() -> None:
+    assert len(BOUNDS) == 101
+    assert (BOUNDS[0], BOUNDS[10], BOUNDS[-1]) == (1e-6, 1e-5, 1e4)
+    assert len(Histogram().counts) == 102

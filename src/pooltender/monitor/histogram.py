@@ -1,7 +1,7 @@
 """A fixed-bucket histogram of durations: bounded memory, O(log n) record, mergeable.
 
 Bucket bounds are log-spaced, ten per decade (mantissas 1, 1.2, 1.5, 2, 2.5, 3, 4,
-5, 6, 8) from 1 microsecond to 10,000 seconds: 101 counters whatever the number of
+5, 6, 8) from 1 microsecond to 10,000 seconds: 102 counters whatever the number of
 observations. A percentile is interpolated inside its bucket and clamped to the
 largest value seen, so its relative error is at most the bucket's width (about 25%
 at worst, usually far less). The Prometheus bounds (:data:`PROMETHEUS_BOUNDS`) are
