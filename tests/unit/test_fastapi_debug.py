@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pooltender import Database, Databases, DatabaseSettings, PooltenderSettings
-from pooltender.fastapi import Session, databases, install
+from pooltender.fastapi import Session, SyncSession, databases, install
 from pooltender.metrics import METRICS
 
 HERE = os.path.relpath(__file__)
@@ -229,3 +229,30 @@ async def test_health_ready_names_a_failing_database(tmp_path: Path) -> None:
         response = await c.get("/health/ready")
     assert response.status_code == 503
     assert list(response.json()["failing"]) == ["primary"]
+
+
+async def test_sync_routes_on_a_sync_engine_are_attributed_too(tmp_path: Path) -> None:
+    app = FastAPI()
+    dbs = Databases(
+        {
+            "primary": Database(
+                DatabaseSettings(url=f"sqlite:///{tmp_path}/t3sync.db"),
+                options=PooltenderSettings(loop_block_threshold=0),
+            )
+        }
+    )
+    install(app, dbs, settings=PooltenderSettings())
+    seen: list[dict[str, object]] = []
+
+    @app.get("/reports/{report_id}")
+    def report(report_id: int, session: SyncSession) -> dict[str, int]:
+        session.execute(text("SELECT 1"))
+        seen.extend(dbs.primary.stats()["held"])
+        return {"id": report_id}
+
+    async with app.router.lifespan_context(app), client(app) as c:
+        assert (await c.get("/reports/3")).status_code == 200
+    [held] = seen
+    assert held["route"] == "GET /reports/{report_id}"
+    assert str(held["site"]).startswith(f"{HERE}:")
+    assert str(held["site"]).endswith(" in report")
