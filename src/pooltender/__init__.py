@@ -13,6 +13,8 @@ from .errors import PoolOverloaded as PoolOverloaded
 from .errors import PooltenderError as PooltenderError
 from .errors import PoolTimeout as PoolTimeout
 from .errors import StartupError as StartupError
+from .metrics import PoolCollector as PoolCollector
+from .monitor import PoolMonitor as PoolMonitor
 from .settings import DatabaseSettings as DatabaseSettings
 from .settings import PooltenderSettings as PooltenderSettings
 from .settings import load_database_settings as load_database_settings
@@ -30,6 +32,8 @@ __all__ = [
     "Databases",
     "DriverNotInstalled",
     "LifecycleError",
+    "PoolCollector",
+    "PoolMonitor",
     "PoolOverloaded",
     "PoolTimeout",
     "PooltenderError",

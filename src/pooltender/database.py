@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -20,11 +21,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool, QueuePool
 
 from .engine import build_engine, describe_error
-from .errors import ConfigurationError, DatabaseUnavailable, LifecycleError, StartupError
-from .pool import Admission
-from .settings import PRIMARY, DatabaseSettings, load_database_settings
+from .errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    LifecycleError,
+    PoolOverloaded,
+    StartupError,
+)
+from .monitor import PoolMonitor, Watchdog, pool_snapshot
+from .pool import Admission, would_wait
+from .settings import PRIMARY, DatabaseSettings, PooltenderSettings, load_database_settings
 
 __all__ = ["Database", "DatabaseState", "Databases"]
 
@@ -52,12 +61,23 @@ class Database:
     >>> await db.stop()
     """
 
-    def __init__(self, settings: DatabaseSettings) -> None:
+    BUSY_GRACE = 10.0
+    """Seconds after a successful checkout during which an exhausted pool counts as ready."""
+
+    def __init__(
+        self, settings: DatabaseSettings, *, options: PooltenderSettings | None = None
+    ) -> None:
         self.settings = settings
         self.name = settings.name
+        self.options = options
+        self.monitor = PoolMonitor(settings.name, leak_threshold=settings.leak_threshold)
         self.admission = Admission(
-            settings.name, wait_limit=settings.wait_limit, retry_after=settings.retry_after
+            settings.name,
+            wait_limit=settings.wait_limit,
+            retry_after=settings.retry_after,
+            on_wait=self.monitor.on_wait,
         )
+        self._watchdog: Watchdog | None = None
         self._state = DatabaseState.NEW
         self._engine: AsyncEngine | Engine | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
@@ -111,8 +131,17 @@ class Database:
             return
         if self._state is DatabaseState.STOPPED:
             raise LifecycleError(f"database {self.name!r} was stopped; build a new Database")
-        engine = build_engine(self.settings, admission=self.admission)
+        options = self.options if self.options is not None else PooltenderSettings()
+        if not options.monitor:
+            self.admission.on_wait = None
+        engine = build_engine(
+            self.settings,
+            admission=self.admission,
+            on_connect_time=self.monitor.on_connect_time if options.monitor else None,
+        )
         self._engine = engine
+        if options.monitor:
+            self.monitor.attach(engine.sync_engine if isinstance(engine, AsyncEngine) else engine)
         if isinstance(engine, AsyncEngine):
             self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         else:
@@ -125,6 +154,13 @@ class Database:
             self._engine = None
             raise
         self._state = DatabaseState.STARTED
+        if options.monitor:
+            self._watchdog = Watchdog.acquire(
+                self.monitor,
+                loop_block_threshold=options.loop_block_threshold,
+                health_log_interval=options.health_log_interval,
+                health_line=self.health_line,
+            )
         logger.info(
             "database %r started: %s, pool %s",
             self.name,
@@ -140,6 +176,9 @@ class Database:
         self._state = DatabaseState.STOPPED
         self.admission.burst_log.flush()
         await self._dispose()
+        if self._watchdog is not None:
+            await asyncio.to_thread(self._watchdog.release, self.monitor)
+            self._watchdog = None
         logger.info("database %r stopped", self.name)
 
     async def _dispose(self) -> None:
@@ -267,6 +306,52 @@ class Database:
         self._started_engine()
         await self._ping_once(timeout)
 
+    async def ready(self, timeout: float = 2.0) -> str:
+        """``"ok"`` after a ``SELECT 1`` within ``timeout``; ``"busy"`` for an exhausted pool.
+
+        A ping never queues behind requests: when no connection is idle and none may
+        be opened, the database counts as reachable if a checkout succeeded in the
+        last :attr:`BUSY_GRACE` seconds (the pool is busy, not broken), and as
+        overloaded otherwise. Raises :class:`DatabaseUnavailable` (or the timeout).
+        """
+        pool = self._pool()
+        if isinstance(pool, QueuePool) and would_wait(pool):
+            idle_for = time.monotonic() - self.monitor.last_checkout
+            if idle_for <= self.BUSY_GRACE:
+                return "busy"
+            raise PoolOverloaded(
+                self.name,
+                f"database {self.name!r}: every connection is in use and none was checked out "
+                f"in the last {idle_for:.0f}s",
+                retry_after=self.settings.retry_after,
+            )
+        await self.ping(timeout)
+        return "ok"
+
+    def _pool(self) -> Pool | None:
+        engine = self._engine
+        if engine is None or self._state is not DatabaseState.STARTED:
+            return None
+        return engine.sync_engine.pool if isinstance(engine, AsyncEngine) else engine.pool
+
+    def stats(self) -> dict[str, Any]:
+        """This database's snapshot (the per-database dict of ``GET /debug/pool-stats``).
+
+        Reads counters and the held table; no I/O, safe from any thread.
+        """
+        return pool_snapshot(self.settings, self._pool(), self.admission, self.monitor)
+
+    def health_line(self) -> str:
+        """One ``key=value`` line on the pool's health (the periodic health log)."""
+        s = self.stats()
+        return (
+            f"pool database={self.name} size={s['pool_size']} checked_out={s['checked_out']} "
+            f"available={s['available']} overflow={s['overflow']} max={s['max']} "
+            f"waiting={s['waiting']} timeouts={s['timeouts']} rejected={s['rejected']} "
+            f"leaks_suspected={s['leaks_suspected']} checkouts={s['checkouts']} "
+            f"wait_p99={s['wait_time']['p99']:.4f} use_p99={s['use_time']['p99']:.4f}"
+        )
+
 
 async def _finish(step: Callable[[], Awaitable[None]]) -> None:
     """Run a clean-up step to the end even if the caller is being cancelled.
@@ -307,8 +392,13 @@ class Databases(Mapping[str, Database]):
         self._databases: dict[str, Database] = dict(databases or {})
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, DatabaseSettings]) -> Databases:
-        return cls({name: Database(s) for name, s in settings.items()})
+    def from_settings(
+        cls,
+        settings: Mapping[str, DatabaseSettings],
+        *,
+        options: PooltenderSettings | None = None,
+    ) -> Databases:
+        return cls({name: Database(s, options=options) for name, s in settings.items()})
 
     @classmethod
     def from_env(
@@ -317,12 +407,16 @@ class Databases(Mapping[str, Database]):
         *,
         env_file: str | None = ".env",
         defaults: Mapping[str, str] | None = None,
+        options: PooltenderSettings | None = None,
     ) -> Databases:
-        """Every database configured by ``DATABASE_*`` variables (see the README)."""
+        """Every database configured by ``DATABASE_*`` variables (see the README).
+
+        ``options``: the process-wide ``POOLTENDER_*`` settings (default: read at start).
+        """
         settings = load_database_settings(environ, env_file=env_file, defaults=defaults)
         if PRIMARY not in settings:
             raise ConfigurationError("DATABASE_URL", "is not set")
-        return cls.from_settings(settings)
+        return cls.from_settings(settings, options=options)
 
     def __getitem__(self, name: str) -> Database:
         try:
@@ -358,3 +452,10 @@ class Databases(Mapping[str, Database]):
 
     async def stop(self) -> None:
         await asyncio.gather(*(db.stop() for db in self._databases.values()))
+
+    def stats(self) -> dict[str, Any]:
+        """The whole snapshot: ``{"generated_at": <unix seconds>, "databases": {...}}``."""
+        return {
+            "generated_at": time.time(),
+            "databases": {name: db.stats() for name, db in self._databases.items()},
+        }

@@ -22,7 +22,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePoo
 
 from .errors import DatabaseUnavailable, PoolOverloaded, PoolTimeout
 
-__all__ = ["Admission", "BurstLog", "GatedAsyncQueuePool", "GatedQueuePool"]
+__all__ = ["Admission", "BurstLog", "GatedAsyncQueuePool", "GatedQueuePool", "would_wait"]
 
 logger = logging.getLogger("pooltender.pool")
 
@@ -150,7 +150,7 @@ class Admission:
 
     def checkout(self, pool: QueuePool, get: Callable[[], ConnectionPoolEntry]) -> Any:
         start = time.perf_counter()
-        if _would_wait(pool):
+        if would_wait(pool):
             if not self._enter():
                 raise self.overloaded(pool)
             try:
@@ -166,7 +166,7 @@ class Admission:
         return record
 
 
-def _would_wait(pool: QueuePool) -> bool:
+def would_wait(pool: QueuePool) -> bool:
     """True when a checkout now finds no idle connection and no room to open one."""
     max_overflow: int = pool._max_overflow
     return pool.checkedin() == 0 and max_overflow > -1 and pool.overflow() >= max_overflow

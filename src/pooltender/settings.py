@@ -213,7 +213,15 @@ class PooltenderSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="POOLTENDER_", env_file=".env", extra="ignore")
 
+    monitor: bool = True
+    """``POOLTENDER_MONITOR``: false turns the pool monitor off (no listeners, no watchdog)."""
     debug_token: str | None = Field(default=None, repr=False)
+    """``POOLTENDER_DEBUG_TOKEN``: debug endpoints need ``Authorization: Bearer <token>``."""
+    loop_block_threshold: float = Field(default=0.1, ge=0)
+    """``POOLTENDER_LOOP_BLOCK_THRESHOLD``: seconds the event loop may stall while
+    connections are held before a WARNING names the stuck frame (0: no watchdog)."""
+    health_log_interval: float = Field(default=0.0, ge=0)
+    """``POOLTENDER_HEALTH_LOG_INTERVAL``: seconds between pool health lines (0: off)."""
 
 
 def load_database_settings(

@@ -13,6 +13,7 @@ async def get_user(user_id: int, session: Session) -> dict: ...
 """
 
 from ..dashboard import dashboard_router as dashboard_router
+from .debug import DebugAccess as DebugAccess
 from .dependencies import (
     Connection as Connection,
 )
@@ -36,9 +37,12 @@ from .dependencies import (
 )
 from .install import database_unavailable_handler as database_unavailable_handler
 from .install import install as install
+from .middleware import RequestContextMiddleware as RequestContextMiddleware
 
 __all__ = [
     "Connection",
+    "DebugAccess",
+    "RequestContextMiddleware",
     "Session",
     "SyncSession",
     "connection_for",

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
+from ..dashboard import dashboard_router
 from ..database import Databases
 from ..errors import DatabaseUnavailable, PooltenderError
+from ..metrics import PoolCollector
+from ..settings import PooltenderSettings
+from .debug import DebugAccess, debug_router
 from .dependencies import STATE_KEY
+from .middleware import RequestContextMiddleware
 from .routes import health_router
 
 __all__ = ["database_unavailable_handler", "install"]
@@ -27,6 +34,12 @@ def install(
     databases: Databases | DatabasesFactory | None = None,
     *,
     health_prefix: str | None = "/health",
+    stats_path: str | None = "/debug/pool-stats",
+    metrics_path: str | None = "/metrics",
+    dashboard_path: str | None = "/debug/pool",
+    metrics_registry: CollectorRegistry | None = None,
+    metrics_worker_label: bool = False,
+    settings: PooltenderSettings | None = None,
 ) -> None:
     """Give ``app`` its database pools.
 
@@ -36,12 +49,23 @@ def install(
     - The app's own lifespan is kept: pools start before it and stop after it.
     - :class:`DatabaseUnavailable` (pool exhausted, wait queue full, database
       unreachable) answers ``503`` with ``Retry-After``.
-    - Routes: ``{health_prefix}/live`` and ``{health_prefix}/ready`` (``None``: none).
+    - Routes: ``{health_prefix}/live`` and ``{health_prefix}/ready`` (``None``: none);
+      ``stats_path`` (the JSON snapshot) and ``metrics_path`` (Prometheus text), both
+      behind :class:`~pooltender.fastapi.debug.DebugAccess` (``None``: left out).
+    - ``dashboard_path``: the live dashboard page, same access rule; it reads the
+      stats endpoint, so it needs ``stats_path`` in the same folder (``None``: left out).
+    - ``metrics_registry``: where the pool collector is registered; by default a
+      registry of this app's own (``app.state.pooltender_registry``), never the global
+      one. ``metrics_worker_label``: add ``worker="<pid>"`` to every series.
+    - ``settings``: the ``POOLTENDER_*`` settings (default: read from the environment
+      now); the databases built from the environment share them.
+    - A middleware records each request's route template for the pool monitor.
     """
     if getattr(app.state, "pooltender_installed", False):
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
     app.state.pooltender_installed = True
-    factory = _factory(databases)
+    options = settings if settings is not None else PooltenderSettings()
+    factory = _factory(databases, options)
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -62,13 +86,44 @@ def install(
 
     app.router.lifespan_context = lifespan  # type: ignore[assignment]
     app.add_exception_handler(DatabaseUnavailable, database_unavailable_handler)  # type: ignore[arg-type]
+    if options.monitor:
+        app.add_middleware(RequestContextMiddleware)
     if health_prefix is not None:
         app.include_router(health_router(), prefix=health_prefix)
+    registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
+    if metrics_path is not None:
+        registry.register(
+            PoolCollector(
+                lambda: getattr(app.state, STATE_KEY, None),
+                worker=str(os.getpid()) if metrics_worker_label else None,
+            )
+        )
+    app.state.pooltender_registry = registry
+    access = DebugAccess(options.debug_token)
+    if stats_path is not None or metrics_path is not None:
+        app.include_router(
+            debug_router(
+                access,
+                stats_path=stats_path,
+                metrics_path=metrics_path,
+                registry=registry,
+            )
+        )
+    if dashboard_path is not None:
+        folder, _, page = dashboard_path.rpartition("/")
+        if stats_path != f"{folder}/pool-stats":
+            raise PooltenderError(
+                f"dashboard_path {dashboard_path!r} reads pool-stats relative to itself: "
+                f"it needs stats_path={folder}/pool-stats"
+            )
+        app.include_router(dashboard_router(access, path="/" + page), prefix=folder)
 
 
-def _factory(databases: Databases | DatabasesFactory | None) -> DatabasesFactory:
+def _factory(
+    databases: Databases | DatabasesFactory | None, options: PooltenderSettings
+) -> DatabasesFactory:
     if databases is None:
-        return Databases.from_env
+        return lambda: Databases.from_env(options=options)
     if isinstance(databases, Databases):
         return lambda: databases
     return databases

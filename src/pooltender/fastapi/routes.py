@@ -1,4 +1,4 @@
-"""Health routes: liveness without I/O, readiness that pings every database."""
+"""Health routes: liveness without I/O, readiness that checks every database at once."""
 
 from __future__ import annotations
 
@@ -24,11 +24,16 @@ def health_router() -> APIRouter:
 
     @router.get("/ready")
     async def ready(request: Request) -> JSONResponse:
-        """Every database answers ``SELECT 1`` within a short timeout; else 503."""
+        """Every database, concurrently: ``SELECT 1`` within a short timeout, or ``busy``.
+
+        A ping never queues behind requests: an exhausted pool that served a checkout
+        in the last few seconds is ``busy`` (reachable); see :meth:`Database.ready`.
+        503 names the failing databases.
+        """
         dbs = databases(request.app)
         names = list(dbs)
         results = await asyncio.gather(
-            *(dbs[name].ping(READY_TIMEOUT) for name in names), return_exceptions=True
+            *(dbs[name].ready(READY_TIMEOUT) for name in names), return_exceptions=True
         )
         failing = {
             name: (type(r).__name__ + (f": {r}" if str(r) else ""))
@@ -41,6 +46,6 @@ def health_router() -> APIRouter:
                 status_code=503,
                 headers={"Retry-After": "1"},
             )
-        return JSONResponse({"status": "ok", "databases": names})
+        return JSONResponse({"status": "ok", "databases": dict(zip(names, results, strict=True))})
 
     return router

@@ -1,0 +1,282 @@
+"""``PoolMonitor``: one database's pool, observed through SQLAlchemy pool events.
+
+The listeners run inside every checkout and check-in, so they do little: bump
+counters, record a duration in a fixed-size histogram, walk the stack to the user's
+frame, put or take one entry in the table of connections held now. No I/O, no log
+line, and no lock: each thread writes its own :class:`_Stats` (a thread-local
+shard), the held table is a ``dict`` (one atomic operation per call), and messages
+for the log go to a ``deque`` that the watchdog thread drains
+(:mod:`pooltender.monitor.watchdog`). Readers merge the shards into a snapshot.
+
+Listeners are registered on the engine, which SQLAlchemy attaches to its pool and
+carries over to the new pool ``dispose()`` creates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .context import RequestContext, current_request, route_of
+from .histogram import Histogram
+from .sites import Site, capture
+
+__all__ = ["OTHER_ROUTES", "Held", "PoolMonitor", "Report"]
+
+OTHER_ROUTES = "(other routes)"
+"""Where checkouts of routes beyond ``max_routes`` are counted (memory stays bounded)."""
+
+Report = tuple[str, "Held", float]
+"""``(kind, held, seconds)`` queued for the log: ``returned``, ``reclaimed``, ``after_response``."""
+
+
+class _Stats:
+    """One thread's figures. Only its own thread writes it."""
+
+    __slots__ = (
+        "after_response",
+        "checkouts",
+        "connect",
+        "created",
+        "invalidated",
+        "reclaimed",
+        "routes",
+        "wait",
+    )
+
+    def __init__(self) -> None:
+        self.checkouts = 0
+        self.created = 0
+        self.invalidated = 0
+        self.reclaimed = 0
+        self.after_response = 0
+        self.wait = Histogram()
+        self.connect = Histogram()
+        self.routes: dict[str, Histogram] = {}
+
+    def merge(self, other: _Stats, max_routes: int) -> None:
+        self.checkouts += other.checkouts
+        self.created += other.created
+        self.invalidated += other.invalidated
+        self.reclaimed += other.reclaimed
+        self.after_response += other.after_response
+        self.wait.merge(other.wait)
+        self.connect.merge(other.connect)
+        for route, hist in list(other.routes.items()):
+            mine = self.routes.get(route)
+            if mine is None:
+                if len(self.routes) >= max_routes and route != OTHER_ROUTES:
+                    mine = self.routes.setdefault(OTHER_ROUTES, Histogram())
+                else:
+                    mine = self.routes[route] = Histogram()
+            mine.merge(hist)
+
+
+class _ThreadToken:
+    """Lives in a thread's local storage; its finalizer retires the thread's shard."""
+
+    __slots__ = ("__weakref__", "stats")
+
+    def __init__(self, stats: _Stats) -> None:
+        self.stats = stats
+
+
+class _FairyRef(weakref.ref):  # type: ignore[type-arg]
+    __slots__ = ("key",)
+    key: int
+
+
+class Held:
+    """A connection checked out now: who took it, where, and when."""
+
+    __slots__ = (
+        "context",
+        "id",
+        "leak",
+        "reclaimed",
+        "ref",
+        "route",
+        "site",
+        "started",
+    )
+
+    def __init__(
+        self, id: int, started: float, route: str, context: RequestContext | None, site: Site
+    ) -> None:
+        self.id = id
+        self.started = started
+        self.route = route
+        self.context = context
+        self.site = site
+        self.leak = False
+        self.reclaimed = False
+        self.ref: _FairyRef | None = None
+
+
+class PoolMonitor:
+    """Counters, durations and the held-connection table of one database's pool."""
+
+    def __init__(self, database: str, *, leak_threshold: float, max_routes: int = 100) -> None:
+        self.database = database
+        self.leak_threshold = leak_threshold
+        self.max_routes = max_routes
+        self.held: dict[int, Held] = {}
+        self.reports: deque[Report] = deque(maxlen=1000)
+        # Written by the watchdog thread only.
+        self.leaks_suspected = 0
+        self.loop_blocked = 0
+        self.loop_blocked_max = 0.0
+        self.last_checkout = 0.0  # time.monotonic() of the last checkout
+        self._ids = itertools.count(1)
+        self._local = threading.local()
+        self._live: dict[int, _Stats] = {}
+        self._retired = _Stats()
+        # Taken by readers and by a thread's exit, never by a checkout or check-in.
+        self._merge_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<PoolMonitor {self.database!r} held={len(self.held)}>"
+
+    # -- wiring --------------------------------------------------------------------------
+
+    def attach(self, engine: Engine) -> None:
+        """Listen to ``engine``'s pool (and to the pools ``dispose()`` makes later)."""
+        for name, fn in self._listeners():
+            event.listen(engine, name, fn)
+
+    def detach(self, engine: Engine) -> None:
+        for name, fn in self._listeners():
+            if event.contains(engine, name, fn):
+                event.remove(engine, name, fn)
+
+    def _listeners(self) -> list[tuple[str, Any]]:
+        return [
+            ("checkout", self._on_checkout),
+            ("checkin", self._on_checkin),
+            ("detach", self._on_detach),
+            ("invalidate", self._on_invalidate),
+        ]
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def _stats(self) -> _Stats:
+        try:
+            token: _ThreadToken = self._local.token
+        except AttributeError:
+            return self._new_shard()
+        return token.stats
+
+    def _new_shard(self) -> _Stats:
+        stats = _Stats()
+        token = _ThreadToken(stats)
+        self._live[id(stats)] = stats
+        self._local.token = token
+        weakref.finalize(token, self._retire, stats)
+        return stats
+
+    def _retire(self, stats: _Stats) -> None:
+        with self._merge_lock:
+            self._retired.merge(stats, self.max_routes)
+            self._live.pop(id(stats), None)
+
+    def on_wait(self, seconds: float) -> None:
+        """Time a checkout waited for a connection (``Admission.on_wait``)."""
+        self._stats().wait.record(seconds)
+
+    def on_connect_time(self, seconds: float) -> None:
+        """Time a new connection took to open (``build_engine(on_connect_time=)``)."""
+        stats = self._stats()
+        stats.created += 1
+        stats.connect.record(seconds)
+
+    def _on_checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        now = time.perf_counter()
+        self._stats().checkouts += 1
+        context = current_request.get()
+        held = Held(next(self._ids), now, route_of(context), context, capture(sys._getframe(1)))
+        key = id(record)
+        ref = _FairyRef(proxy, self._on_reclaimed)
+        ref.key = key
+        held.ref = ref
+        self.held[key] = held
+        self.last_checkout = time.monotonic()
+
+    def _on_checkin(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        held = self.held.pop(id(record), None)
+        if held is not None:
+            self._end(held)
+
+    def _on_detach(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        held = self.held.pop(id(record), None)
+        if held is not None:
+            self._end(held)
+
+    def _on_invalidate(
+        self, dbapi_connection: Any, record: ConnectionPoolEntry, exception: BaseException | None
+    ) -> None:
+        self._stats().invalidated += 1
+
+    def _on_reclaimed(self, ref: _FairyRef) -> None:
+        # The garbage collector took the checked-out connection's proxy: nobody
+        # returned it. SQLAlchemy's own clean-up (check-in or detach) follows.
+        held = self.held.get(ref.key)
+        if held is not None and held.ref is ref:
+            held.reclaimed = True
+            self._stats().reclaimed += 1
+            self.reports.append(("reclaimed", held, time.perf_counter() - held.started))
+
+    def _end(self, held: Held) -> None:
+        used = time.perf_counter() - held.started
+        stats = self._stats()
+        routes = stats.routes
+        hist = routes.get(held.route)
+        if hist is None:
+            route = held.route if len(routes) < self.max_routes else OTHER_ROUTES
+            hist = routes.setdefault(route, Histogram())
+        hist.record(used)
+        if held.leak:
+            self.reports.append(("returned", held, used))
+        context = held.context
+        if (
+            context is not None
+            and context.response_started is not None
+            and held.started < context.response_started
+            and not held.reclaimed
+        ):
+            stats.after_response += 1
+            self.reports.append(("after_response", held, used))
+
+    # -- readers -------------------------------------------------------------------------
+
+    def stats(self) -> _Stats:
+        """Every thread's figures merged (a copy)."""
+        result = _Stats()
+        with self._merge_lock:
+            result.merge(self._retired, self.max_routes)
+            for stats in list(self._live.values()):
+                result.merge(stats, self.max_routes)
+        return result
+
+    def held_now(self) -> list[Held]:
+        """The connections checked out now, oldest first."""
+        return sorted(self.held.copy().values(), key=lambda h: h.started)
+
+    def scan_leaks(self, now: float | None = None) -> list[Held]:
+        """Newly suspected leaks (held past ``leak_threshold``), each returned once."""
+        now = time.perf_counter() if now is None else now
+        found = []
+        for held in self.held.copy().values():
+            if not held.leak and now - held.started >= self.leak_threshold:
+                held.leak = True
+                found.append(held)
+        self.leaks_suspected += len(found)
+        return found

@@ -1,0 +1,153 @@
+"""Find the user's code on the stack: the checkout site of a connection.
+
+The site is the first frame that belongs to neither pooltender nor the libraries a
+request passes through (SQLAlchemy, Starlette, FastAPI, anyio, asyncio, ...). The
+walk uses ``sys._getframe`` and keeps only ``(code, line)`` pairs: no source is read
+and nothing is formatted until a report needs it (:func:`format_stack`).
+
+Async engines run the pool inside a greenlet whose frames do not link back to the
+caller; the walk continues in the parent greenlet, where the user's coroutine waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import linecache
+import os
+import sys
+import sysconfig
+import threading
+from types import CodeType, FrameType
+
+import anyio
+import sqlalchemy
+
+__all__ = ["Site", "capture", "format_site", "format_stack", "is_library", "user_frame"]
+
+Site = tuple[tuple[CodeType, int], ...]
+"""The user's frames, innermost first, as ``(code, line)`` pairs."""
+
+STACK_DEPTH = 6
+WALK_AFTER_SITE = 16
+
+
+def _directory(module_file: str | None) -> str:
+    return os.path.dirname(os.path.abspath(module_file or "")) + os.sep
+
+
+_LIBRARY_DIRS: tuple[str, ...] = (
+    *(_directory(m.__file__) for m in (sqlalchemy, anyio, asyncio, concurrent.futures)),
+    _directory(os.path.dirname(__file__)),  # the pooltender package
+    os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep,
+)
+_LIBRARY_FILES = frozenset(
+    os.path.abspath(f)
+    for f in (contextlib.__file__, functools.__file__, threading.__file__)
+    if f is not None
+)
+_OPTIONAL = (
+    "starlette", "fastapi", "uvicorn", "greenlet", "click", "h11", "httptools", "uvloop",
+    "gunicorn", "hypercorn", "httpx", "_pytest", "pluggy", "pytest_asyncio",
+)  # fmt: skip
+
+_verdicts: dict[str, bool] = {}
+
+
+def _library_dirs() -> tuple[str, ...]:
+    extra = tuple(
+        _directory(getattr(sys.modules[name], "__file__", None))
+        for name in _OPTIONAL
+        if name in sys.modules
+    )
+    return _LIBRARY_DIRS + extra
+
+
+def is_library(filename: str) -> bool:
+    """True for frames of pooltender and the libraries between a route and the pool."""
+    verdict = _verdicts.get(filename)
+    if verdict is None:
+        path = os.path.abspath(filename) if not filename.startswith("<") else filename
+        verdict = (
+            filename.startswith("<") or path in _LIBRARY_FILES or path.startswith(_library_dirs())
+        )
+        if len(_verdicts) < 10_000:
+            _verdicts[filename] = verdict
+    return verdict
+
+
+def _parent_frame() -> FrameType | None:
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is None:
+        return None
+    parent = greenlet.getcurrent().parent
+    return parent.gr_frame if parent is not None else None
+
+
+def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
+    """The first ``depth`` user frames above ``start`` (default: the caller).
+
+    After the first user frame, at most :data:`WALK_AFTER_SITE` more frames are
+    looked at: the frames near the site are the useful ones, and a request's stack
+    ends in dozens of server frames.
+    """
+    frame: FrameType | None = start if start is not None else sys._getframe(1)
+    result: list[tuple[CodeType, int]] = []
+    crossed = False
+    budget = WALK_AFTER_SITE
+    verdicts = _verdicts
+    while len(result) < depth:
+        if frame is None:
+            if crossed:
+                break
+            frame = _parent_frame()
+            crossed = True
+            if frame is None:
+                break
+        code = frame.f_code
+        library = verdicts.get(code.co_filename)
+        if library is None:
+            library = is_library(code.co_filename)
+        if not library:
+            result.append((code, frame.f_lineno))
+        elif result:
+            budget -= 1
+            if budget <= 0:
+                break
+        frame = frame.f_back
+    return tuple(result)
+
+
+def user_frame(frame: FrameType | None) -> tuple[CodeType, int] | None:
+    """The innermost user frame at or above ``frame`` (e.g. where a thread is stuck)."""
+    site = capture(frame, depth=1) if frame is not None else ()
+    return site[0] if site else None
+
+
+def _relative(filename: str) -> str:
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive on Windows
+        return filename
+    return filename if relative.startswith("..") else relative
+
+
+def format_site(site: Site) -> str:
+    """``app/main.py:42 in report`` for the innermost user frame; ``?`` when unknown."""
+    if not site:
+        return "?"
+    code, line = site[0]
+    return f"{_relative(code.co_filename)}:{line} in {code.co_name}"
+
+
+def format_stack(site: Site) -> str:
+    """The user frames, innermost first, with their source lines (read now, lazily)."""
+    lines = []
+    for code, line in site:
+        source = linecache.getline(code.co_filename, line).strip()
+        lines.append(f"  {_relative(code.co_filename)}:{line} in {code.co_name}")
+        if source:
+            lines.append(f"    {source}")
+    return "\n".join(lines)

@@ -1,0 +1,298 @@
+"""The watchdog thread: event-loop blocking, leak scans, and every log line of the monitor.
+
+One daemon thread per event loop, shared by the databases started on it. Every
+``tick`` it:
+
+- checks the loop's heartbeat (a ``call_later`` chain on the loop). When the loop has
+  not beaten for longer than ``loop_block_threshold`` while connections are held, it
+  logs one WARNING naming the route and the user frame the loop is stuck in (read
+  from ``sys._current_frames()``), and counts the episode;
+- scans each pool's held table for connections held past ``leak_threshold``
+  (WARNING once, with the checkout site and stack);
+- writes the messages the pool listeners queued (leak returned, reclaimed by the
+  garbage collector, held across the response) — the listeners never log themselves;
+- every ``health_log_interval`` seconds (0: never), logs one line per pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from .monitor import Held, PoolMonitor
+from .sites import capture, format_site, format_stack, user_frame
+
+__all__ = ["Watchdog", "advice_after_response"]
+
+logger = logging.getLogger("pooltender.monitor")
+health_logger = logging.getLogger("pooltender.health")
+
+
+def advice_after_response() -> str:
+    """What to do about a session held after the response started, for this FastAPI."""
+    try:
+        from fastapi import __version__ as version
+    except ImportError:  # a Starlette-only service
+        return "close the session before returning the response"
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts >= (0, 121):
+        return (
+            f"FastAPI {version}: a dependency with yield exits after the response unless "
+            'declared Depends(..., scope="function") (pooltender\'s Session does this); read '
+            "the rows before returning, and in a generator or background task open its own "
+            "session with `async with databases(app)[name].session()`"
+        )
+    return (
+        f"FastAPI {version}: read the rows before returning, and in a generator or "
+        "background task open its own session with `async with db.session()` instead of "
+        "reusing the request's"
+    )
+
+
+class Watchdog:
+    """See the module docstring. Start with :meth:`acquire`, end with :meth:`release`."""
+
+    _running: ClassVar[dict[asyncio.AbstractEventLoop, Watchdog]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        loop_block_threshold: float = 0.1,
+        health_log_interval: float = 0.0,
+    ) -> None:
+        self.loop = loop
+        self.threshold = loop_block_threshold
+        self.health_log_interval = health_log_interval
+        self.health_lines: dict[PoolMonitor, Callable[[], str]] = {}
+        self.monitors: list[PoolMonitor] = []
+        self.beat_interval = max(0.005, loop_block_threshold / 4) if loop_block_threshold else 0.0
+        self.tick = max(0.005, min(0.25, self.beat_interval or 0.25))
+        self._last_beat = time.monotonic()
+        self._late = 0.0
+        self._episode: tuple[float, list[PoolMonitor]] | None = None
+        self._reported_routes: set[tuple[str, str]] = set()
+        self._next_health = time.monotonic() + health_log_interval
+        self._stop = threading.Event()
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop_thread = threading.get_ident()
+        self._thread = threading.Thread(target=self._run, name="pooltender-watchdog", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    def acquire(
+        cls,
+        monitor: PoolMonitor,
+        *,
+        loop_block_threshold: float,
+        health_log_interval: float,
+        health_line: Callable[[], str],
+    ) -> Watchdog:
+        """The running loop's watchdog (started if needed), now also watching ``monitor``."""
+        loop = asyncio.get_running_loop()
+        with cls._registry_lock:
+            dog = cls._running.get(loop)
+            if dog is None:
+                dog = cls(
+                    loop,
+                    loop_block_threshold=loop_block_threshold,
+                    health_log_interval=health_log_interval,
+                )
+                cls._running[loop] = dog
+                dog._start()
+            dog.monitors = [*dog.monitors, monitor]
+            dog.health_lines[monitor] = health_line
+        return dog
+
+    def release(self, monitor: PoolMonitor) -> None:
+        """Stop watching ``monitor``; the last one stops the thread (after a final pass)."""
+        with self._registry_lock:
+            self.monitors = [m for m in self.monitors if m is not monitor]
+            last = not self.monitors
+            if last:
+                self._running.pop(self.loop, None)
+        self._drain([monitor])
+        self.health_lines.pop(monitor, None)
+        if last:
+            self._stop.set()
+            if self._handle is not None:
+                self._handle.cancel()
+            self._thread.join()
+
+    def _start(self) -> None:
+        if self.beat_interval:
+            self._handle = self.loop.call_later(self.beat_interval, self._beat, time.monotonic())
+        self._thread.start()
+
+    def _beat(self, scheduled: float) -> None:
+        now = time.monotonic()
+        self._late = now - scheduled - self.beat_interval
+        self._last_beat = now
+        if not self._stop.is_set():
+            self._handle = self.loop.call_later(self.beat_interval, self._beat, now)
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick):
+            try:
+                self.check_once()
+            except Exception:  # never let the watchdog die silently
+                logger.exception("pooltender watchdog pass failed")
+
+    def check_once(self) -> None:
+        """One pass: loop heartbeat, leak scan, queued reports, health lines."""
+        monitors = self.monitors
+        if self.beat_interval:
+            self._check_loop(monitors)
+        for monitor in monitors:
+            for held in monitor.scan_leaks():
+                self._report_leak(monitor, held)
+        self._drain(monitors)
+        if self.health_log_interval and time.monotonic() >= self._next_health:
+            self._next_health = time.monotonic() + self.health_log_interval
+            for monitor in monitors:
+                line = self.health_lines.get(monitor)
+                if line is not None:
+                    health_logger.info(line())
+
+    def _check_loop(self, monitors: list[PoolMonitor]) -> None:
+        silence = time.monotonic() - self._last_beat
+        episode = self._episode
+        if episode is not None:
+            started, affected = episode
+            if self._last_beat > started:  # the loop beat again: the episode is over
+                blocked = max(self._late, 0.0)
+                for monitor in affected:
+                    monitor.loop_blocked_max = max(monitor.loop_blocked_max, blocked)
+                self._episode = None
+            return
+        if silence < self.threshold + self.beat_interval:
+            return
+        holding = [m for m in monitors if m.held]
+        self._episode = (self._last_beat, holding)
+        if not holding:
+            return
+        for monitor in holding:
+            monitor.loop_blocked += 1
+        frame = sys._current_frames().get(self._loop_thread)
+        stuck = user_frame(frame)
+        where = format_site((stuck,)) if stuck is not None else "?"
+        stack = format_stack(capture(frame)) if frame is not None else ""
+        route = self._current_route(holding)
+        held = sum(len(m.held) for m in holding)
+        logger.warning(
+            "event loop blocked for %.2fs so far, in %s at %s, while %d connection(s) are held "
+            "(%s): a blocking call in an async route stalls every request; make it async or "
+            "run it with `await asyncio.to_thread(...)`\n%s",
+            silence,
+            route,
+            where,
+            held,
+            ", ".join(f"{m.database!r}: {len(m.held)}" for m in holding),
+            stack,
+            extra={"pooltender": {"event": "loop_blocked", "route": route, "site": where}},
+        )
+
+    def _current_route(self, monitors: list[PoolMonitor]) -> str:
+        """The route of the task running on the loop now (from the connections it holds)."""
+        task = asyncio.current_task(self.loop) if sys.version_info >= (3, 12) else None
+        if task is None:
+            with contextlib.suppress(Exception):
+                task = asyncio.tasks._current_tasks.get(self.loop)  # type: ignore[attr-defined]
+        for monitor in monitors:
+            for held in list(monitor.held.values()):
+                if held.context is not None and held.context.task is task and task is not None:
+                    return held.route
+        return "an unknown route"
+
+    def _report_leak(self, monitor: PoolMonitor, held: Held) -> None:
+        site = format_site(held.site)
+        logger.warning(
+            "database %r: connection #%d checked out in %s at %s has been held for %.1fs "
+            "(leak threshold %gs): suspected leak; return it with `async with`/`with` or "
+            "close()\n%s",
+            monitor.database,
+            held.id,
+            held.route,
+            site,
+            time.perf_counter() - held.started,
+            monitor.leak_threshold,
+            format_stack(held.site),
+            extra={
+                "pooltender": {
+                    "event": "leak",
+                    "database": monitor.database,
+                    "route": held.route,
+                    "site": site,
+                }
+            },
+        )
+
+    def _drain(self, monitors: list[PoolMonitor]) -> None:
+        for monitor in monitors:
+            reports = monitor.reports
+            while reports:
+                try:
+                    kind, held, seconds = reports.popleft()
+                except IndexError:
+                    break
+                self._write(monitor, kind, held, seconds)
+
+    def _write(self, monitor: PoolMonitor, kind: str, held: Held, seconds: float) -> None:
+        site = format_site(held.site)
+        extra: dict[str, Any] = {
+            "pooltender": {
+                "event": kind,
+                "database": monitor.database,
+                "route": held.route,
+                "site": site,
+            }
+        }
+        if kind == "returned":
+            logger.info(
+                "database %r: suspected leak #%d (%s at %s) was returned after %.1fs",
+                monitor.database,
+                held.id,
+                held.route,
+                site,
+                seconds,
+                extra=extra,
+            )
+        elif kind == "reclaimed":
+            logger.warning(
+                "database %r: connection #%d checked out in %s at %s was never returned; the "
+                "garbage collector reclaimed it after %.1fs\n%s",
+                monitor.database,
+                held.id,
+                held.route,
+                site,
+                seconds,
+                format_stack(held.site),
+                extra=extra,
+            )
+        elif kind == "after_response":
+            key = (monitor.database, held.route)
+            if key in self._reported_routes:
+                return
+            if len(self._reported_routes) < 1000:
+                self._reported_routes.add(key)
+            logger.warning(
+                "database %r: connection checked out in %s at %s was still held after the "
+                "response started (%.2fs in all), as with a StreamingResponse or BackgroundTasks "
+                "using the request's session; %s (reported once per route, then counted)",
+                monitor.database,
+                held.route,
+                site,
+                seconds,
+                advice_after_response(),
+                extra=extra,
+            )
