@@ -1,7 +1,10 @@
 """Find the user's code on the stack: the checkout site of a connection.
 
 The site is the first frame that belongs to neither pooltender nor the libraries a
-request passes through (SQLAlchemy, Starlette, FastAPI, anyio, asyncio, ...). The
+request passes through (SQLAlchemy, Starlette, FastAPI, anyio, asyncio, ...) nor the
+standard library. Two exceptions: pooltender's demo service is user code, and a
+service installed into ``site-packages`` is user code even where site-packages lies
+inside the standard library's directory (Python outside a virtual environment). The
 walk uses ``sys._getframe`` and keeps only ``(code, line)`` pairs: no source is read
 and nothing is formatted until a report needs it (:func:`format_stack`).
 
@@ -17,6 +20,7 @@ import contextlib
 import functools
 import linecache
 import os
+import site
 import sys
 import sysconfig
 import threading
@@ -38,10 +42,25 @@ def _directory(module_file: str | None) -> str:
     return os.path.dirname(os.path.abspath(module_file or "")) + os.sep
 
 
+_PACKAGE_DIR = _directory(os.path.dirname(__file__))  # pooltender itself
 _LIBRARY_DIRS: tuple[str, ...] = (
     *(_directory(m.__file__) for m in (sqlalchemy, anyio, asyncio, concurrent.futures)),
-    _directory(os.path.dirname(__file__)),  # the pooltender package
-    os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep,
+    _PACKAGE_DIR,
+)
+# The demo service is an ordinary user of pooltender's API: its routes are user code.
+_USER_DIRS: tuple[str, ...] = (_PACKAGE_DIR + "demo" + os.sep,)
+_STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+# Outside a virtual environment (the official Docker images, pyenv), site-packages lies
+# inside the standard library's directory: what is installed there is not stdlib.
+_SITE_DIRS: tuple[str, ...] = tuple(
+    {
+        os.path.abspath(d) + os.sep
+        for d in (
+            sysconfig.get_paths()["purelib"],
+            sysconfig.get_paths()["platlib"],
+            *site.getsitepackages(),
+        )
+    }
 )
 _LIBRARY_FILES = frozenset(
     os.path.abspath(f)
@@ -70,12 +89,18 @@ def is_library(filename: str) -> bool:
     verdict = _verdicts.get(filename)
     if verdict is None:
         path = os.path.abspath(filename) if not filename.startswith("<") else filename
-        verdict = (
-            filename.startswith("<") or path in _LIBRARY_FILES or path.startswith(_library_dirs())
-        )
+        verdict = filename.startswith("<") or path in _LIBRARY_FILES or _is_library_path(path)
         if len(_verdicts) < 10_000:
             _verdicts[filename] = verdict
     return verdict
+
+
+def _is_library_path(path: str) -> bool:
+    if path.startswith(_USER_DIRS):
+        return False
+    if path.startswith(_library_dirs()):
+        return True
+    return path.startswith(_STDLIB_DIR) and not path.startswith(_SITE_DIRS)
 
 
 def _parent_frame() -> FrameType | None:
