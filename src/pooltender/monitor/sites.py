@@ -29,7 +29,15 @@ from types import CodeType, FrameType
 import anyio
 import sqlalchemy
 
-__all__ = ["Site", "capture", "format_site", "format_stack", "is_library", "user_frame"]
+__all__ = [
+    "Site",
+    "capture",
+    "current_greenlet",
+    "format_site",
+    "format_stack",
+    "is_library",
+    "user_frame",
+]
 
 Site = tuple[tuple[CodeType, int], ...]
 """The user's frames, innermost first, as ``(code, line)`` pairs."""
@@ -103,16 +111,41 @@ def _is_library_path(path: str) -> bool:
     return path.startswith(_STDLIB_DIR) and not path.startswith(_SITE_DIRS)
 
 
-def _parent_frame() -> FrameType | None:
+def current_greenlet() -> object | None:
+    """This thread's running greenlet (``None`` without greenlet): hand it to
+    :func:`capture` to walk this thread's stack from another thread."""
     greenlet = sys.modules.get("greenlet")
-    if greenlet is None:
-        return None
-    parent = greenlet.getcurrent().parent
-    return parent.gr_frame if parent is not None else None
+    return greenlet.getcurrent() if greenlet is not None else None
 
 
-def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
+def _parent_frame(root: object | None) -> FrameType | None:
+    """Where the caller of the walked greenlet waits.
+
+    Walking its own stack, a thread asks greenlet for the parent of its current
+    greenlet. Another thread's stack (the watchdog's view of the event loop) cannot be
+    asked that way: ``getcurrent()`` would answer for the walking thread. For it the
+    caller passes ``root``, the greenlet the loop runs in (its main one); while the loop
+    runs there, its ``gr_frame`` is ``None`` and the walk ends.
+    """
+    if root is None:
+        greenlet = sys.modules.get("greenlet")
+        if greenlet is None:
+            return None
+        root = greenlet.getcurrent().parent
+        if root is None:
+            return None
+    frame: FrameType | None = getattr(root, "gr_frame", None)
+    return frame
+
+
+def capture(
+    start: FrameType | None = None, depth: int = STACK_DEPTH, *, root: object | None = None
+) -> Site:
     """The first ``depth`` user frames above ``start`` (default: the caller).
+
+    ``root``: for a frame of another thread, the greenlet that thread's event loop runs
+    in (:func:`current_greenlet`, taken on that thread), so the walk can leave a greenlet
+    SQLAlchemy started (``run_sync``, the async engines' pool) for the awaiting route.
 
     After the first user frame, at most :data:`WALK_AFTER_SITE` more frames are
     looked at: the frames near the site are the useful ones, and a request's stack
@@ -127,7 +160,7 @@ def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
         if frame is None:
             if crossed:
                 break
-            frame = _parent_frame()
+            frame = _parent_frame(root)
             crossed = True
             if frame is None:
                 break
@@ -145,9 +178,11 @@ def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
     return tuple(result)
 
 
-def user_frame(frame: FrameType | None) -> tuple[CodeType, int] | None:
+def user_frame(
+    frame: FrameType | None, *, root: object | None = None
+) -> tuple[CodeType, int] | None:
     """The innermost user frame at or above ``frame`` (e.g. where a thread is stuck)."""
-    site = capture(frame, depth=1) if frame is not None else ()
+    site = capture(frame, depth=1, root=root) if frame is not None else ()
     return site[0] if site else None
 
 
