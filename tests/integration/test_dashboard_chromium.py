@@ -1,24 +1,32 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromium-driver).
 
-Served by the contract-shaped fixture app (tests/support/fake_stats.py). Fails, never
-skips, when Chromium is missing: install it with scripts/install-chromium.sh.
+The service is built like the README's smallest example (``app = FastAPI();
+install(app)`` and routes taking ``Session``) on the local PostgreSQL, served by
+uvicorn; the load is real requests holding real connections. Fails, never skips,
+when Chromium or PostgreSQL is missing: install Chromium with
+scripts/install-chromium.sh.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from sqlalchemy import text
 
-from tests.support.fake_stats import HTML_ROUTE, create_fake_app
+from pooltender.fastapi import Session, install
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.integration
@@ -36,6 +44,42 @@ FLAGS = [
     "--no-first-run",
     "--window-size=1280,1400",
 ]
+# A route template carrying HTML: the page must show it as text, never as markup.
+HTML_PATH = "/work/<b>{item}</b>"
+HTML_ROUTE = f"GET {HTML_PATH}"
+LEAK_THRESHOLD = 1.0
+
+
+def create_service() -> FastAPI:
+    """The README's smallest service, plus two routes that hold their session a while."""
+    app = FastAPI()
+    install(app)
+
+    @app.get(HTML_PATH)
+    async def work(item: str, session: Session, ms: float = 400) -> dict[str, int]:
+        value = await session.scalar(text("SELECT 1"))
+        await asyncio.sleep(ms / 1000)
+        return {"value": int(value or 0)}
+
+    @app.get("/report")
+    async def report(session: Session, ms: float = 4000) -> dict[str, int]:
+        value = await session.scalar(text("SELECT 2"))
+        await asyncio.sleep(ms / 1000)
+        return {"value": int(value or 0)}
+
+    return app
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[str]:
+    """The service on the local PostgreSQL; yields its base URL."""
+    for name in [n for n in os.environ if n.startswith(("DATABASE_", "POOLTENDER_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    monkeypatch.setenv("DATABASE_LEAK_THRESHOLD", str(LEAK_THRESHOLD))
+    monkeypatch.chdir(Path(__file__).parent)  # no stray .env from the working directory
+    with serve(create_service()) as base:
+        yield base
 
 
 @pytest.fixture
@@ -92,66 +136,86 @@ def held_rows(driver: webdriver.Chrome, name: str) -> list[tuple[str, str]]:
     return [(c, t) for c, t in rows]
 
 
-def test_dashboard_moves_under_load(browser: webdriver.Chrome) -> None:
-    app = create_fake_app()
-    with serve(app) as base:
-        html = httpx.get(f"{base}/debug/pool").text
-        assert "http://" not in html
-        assert "https://" not in html
-        assert "//" not in html.replace("<!doctype html>", "")
+def test_page_references_no_outside_asset(service: str) -> None:
+    answer = httpx.get(f"{service}/debug/pool")  # the README's default path
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    html = answer.text
+    links = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)""", html, re.IGNORECASE)
+    assert links, "the page links its script and style sheets"
+    outside = [link for link in links if re.match(r"(?i)^(?:[a-z][a-z0-9+.-]*:)?//", link)]
+    assert outside == []
+    page = f"{service}/debug/pool"
+    for link in links:  # the rest are the service's own (or inline data: URLs)
+        if not link.startswith("data:"):
+            assert httpx.get(urljoin(page, link)).status_code == 200, link
 
-        browser.get(f"{base}/debug/pool")
-        wait_for(lambda: points(browser, "primary") >= 2, "the first snapshots")
-        assert browser.find_element(By.TAG_NAME, "h2").text in ("primary", "analytics")
-        idle_chart = chart_pixels(browser, "primary")
-        assert [t for _, t in held_rows(browser, "primary")] == ["none"]
 
-        stop = threading.Event()
+def test_dashboard_moves_under_load(service: str, browser: webdriver.Chrome) -> None:
+    browser.get(f"{service}/debug/pool")
+    wait_for(lambda: points(browser, "primary") >= 2, "the first snapshots")
+    assert browser.find_element(By.TAG_NAME, "h2").text == "primary"
+    idle_chart = chart_pixels(browser, "primary")
+    assert [t for _, t in held_rows(browser, "primary")] == ["none"]
 
-        def load() -> None:
-            with httpx.Client(base_url=base, timeout=10) as client:
-                while not stop.is_set():
-                    client.get("/work", params={"ms": 400})
+    stop = threading.Event()
 
-        workers = [threading.Thread(target=load) for _ in range(4)]
-        leak = threading.Thread(
-            target=lambda: httpx.get(f"{base}/leak", params={"ms": 4000}, timeout=10)
+    def load() -> None:
+        with httpx.Client(base_url=service, timeout=10) as client:
+            while not stop.is_set():
+                assert client.get("/work/<b>1</b>", params={"ms": 400}).status_code == 200
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    report = threading.Thread(
+        target=lambda: httpx.get(f"{service}/report", params={"ms": 4000}, timeout=10)
+    )
+    for thread in [*workers, report]:
+        thread.start()
+    try:
+        wait_for(
+            lambda: any(HTML_ROUTE in t for _, t in held_rows(browser, "primary")),
+            "held connections of the loaded route",
         )
-        for thread in [*workers, leak]:
-            thread.start()
-        try:
-            wait_for(
-                lambda: any(HTML_ROUTE in t for _, t in held_rows(browser, "primary")),
-                "held connections of the loaded route",
-            )
-            wait_for(
-                lambda: any(c == "leak" for c, _ in held_rows(browser, "analytics")),
-                "the long checkout highlighted as a suspected leak",
-            )
-            start = points(browser, "primary")
-            wait_for(lambda: points(browser, "primary") >= start + 2, "more points under load")
-            assert chart_pixels(browser, "primary") != idle_chart
-            routes = browser.execute_script(
-                "return [...document.querySelectorAll('table.routes tbody tr td:first-child')]"
-                ".map(td => td.textContent);"
-            )
-            assert HTML_ROUTE in routes
-            # The route's <b> arrived as text: no element was made from snapshot data.
-            assert browser.find_elements(By.CSS_SELECTOR, "table b") == []
-            ARTIFACTS.mkdir(exist_ok=True)
-            assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
-        finally:
-            stop.set()
-            for thread in [*workers, leak]:
-                thread.join(15)
+        wait_for(
+            lambda: any(
+                c == "leak" and "GET /report" in t for c, t in held_rows(browser, "primary")
+            ),
+            "the long checkout highlighted as a suspected leak",
+        )
+        leak_rows = [t for c, t in held_rows(browser, "primary") if c == "leak"]
+        assert all("GET /report" in t for t in leak_rows), leak_rows
+        assert any("test_dashboard_chromium.py" in t for t in leak_rows), leak_rows
+        start = points(browser, "primary")
+        wait_for(lambda: points(browser, "primary") >= start + 2, "more points under load")
+        assert chart_pixels(browser, "primary") != idle_chart
+        routes = browser.execute_script(
+            "return [...document.querySelectorAll('table.routes tbody tr td:first-child')]"
+            ".map(td => td.textContent);"
+        )
+        assert HTML_ROUTE in routes
+        # The route's <b> arrived as text: no element was made from snapshot data.
+        assert browser.find_elements(By.CSS_SELECTOR, "table b") == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    finally:
+        stop.set()
+        for thread in [*workers, report]:
+            thread.join(15)
 
+    wait_for(
+        lambda: [t for _, t in held_rows(browser, "primary")] == ["none"],
+        "the held table empty again once the load stopped",
+    )
+    origin = service.rstrip("/")
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
+    assert loaded and all(name.startswith(origin + "/") for name in loaded), loaded
     problems = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert problems == []
 
 
 def test_dashboard_reports_an_unreadable_snapshot(browser: webdriver.Chrome) -> None:
-    from fastapi import FastAPI
-
     from pooltender.dashboard import dashboard_router
 
     app = FastAPI()

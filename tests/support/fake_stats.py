@@ -1,10 +1,10 @@
 """TEST FIXTURE: a small FastAPI app serving a contract-shaped ``/debug/pool-stats``.
 
-It stands in for the real monitor (built elsewhere) so the dashboard and the CLI
-can be tested against the snapshot contract. Its figures are not invented: they
-come from the requests the test sends to ``/work`` and ``/leak``, each holding a
-slot of a semaphore-bounded fake pool while it runs. Route names carry HTML
-(``<b>``) so tests can prove the consumers escape them.
+The unit tests of the dashboard's routes and of ``pooltender top`` use it to drive the
+snapshot contract with figures they control (the Chromium test runs a real service).
+Its figures are not invented: they come from the requests the test sends to ``/work``
+and ``/leak``, each holding a slot of a semaphore-bounded fake pool while it runs.
+Route names carry HTML (``<b>``) so tests can prove the consumers escape them.
 """
 
 from __future__ import annotations

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 
+from pooltender.demo import app as app_module
 from pooltender.demo import create_app, demo_defaults
 from pooltender.fastapi import databases
+from tests.support.servers import serve
 
 
 def test_defaults_are_sqlite_files_unless_the_environment_names_a_server(tmp_path: Path) -> None:
@@ -50,3 +56,24 @@ def test_demo_crud_and_analytics(tmp_path: Path) -> None:
     # a second start finds the seeded data and does not seed again
     with TestClient(create_app({"POOLTENDER_DEMO_DIR": str(tmp_path)})) as client:
         assert client.get("/analytics/summary").json()["seeded"] == 50
+
+
+def test_a_held_connection_of_the_demo_names_its_route_and_line(tmp_path: Path) -> None:
+    app = create_app({"POOLTENDER_DEMO_DIR": str(tmp_path)})
+    with serve(app) as base:
+        slow = threading.Thread(
+            target=lambda: httpx.get(f"{base}/reports/slow", params={"seconds": 2}, timeout=10)
+        )
+        slow.start()
+        try:
+            deadline = time.monotonic() + 5
+            held: list[dict[str, object]] = []
+            while not held and time.monotonic() < deadline:
+                held = httpx.get(f"{base}/debug/pool-stats").json()["databases"]["primary"]["held"]
+                time.sleep(0.05)
+        finally:
+            slow.join(10)
+    assert [h["route"] for h in held] == ["GET /reports/slow"]
+    site = str(held[0]["site"])
+    assert site.startswith(os.path.relpath(Path(app_module.__file__))), site
+    assert site.endswith(" in slow_report"), site

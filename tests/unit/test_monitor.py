@@ -4,6 +4,7 @@ import asyncio
 import gc
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -253,3 +254,28 @@ async def test_health_log_writes_one_line_per_database(
     assert records
     assert records[0].name == "pooltender.health"
     assert "checked_out=0" in records[0].getMessage()
+
+
+async def test_watchdog_finds_the_route_behind_a_greenlet_blocked_in_library_code(
+    make_db: MakeDb, monitor_log: pytest.LogCaptureFixture
+) -> None:
+    # run_sync runs its function in a greenlet of the loop's thread; the blocking frames
+    # there are all the standard library's (queue.Queue.get waiting 0.3s, then Empty).
+    # The user's frame is in the parent greenlet, which the watchdog thread must find
+    # without asking greenlet.getcurrent() (that answers for the watchdog's own thread).
+    db = await make_db(loop_block_threshold=0.05)
+    token = current_request.set(request("GET", "/sync-work"))
+    try:
+        async with db.session() as session:
+            await session.execute(text("SELECT 1"))
+            with pytest.raises(queue.Empty):
+                line = next_line()
+                await session.run_sync(queue.Queue().get, 0.3)  # get(block, timeout)
+            await asyncio.sleep(0.1)
+    finally:
+        current_request.reset(token)
+    records = await wait_for_log(monitor_log, "event loop blocked", level=logging.WARNING)
+    assert records
+    message = records[0].getMessage()
+    assert "in GET /sync-work at " in message
+    assert f" at {HERE}:{line} in test_watchdog_finds_the_route_behind" in message

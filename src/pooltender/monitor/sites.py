@@ -1,7 +1,10 @@
 """Find the user's code on the stack: the checkout site of a connection.
 
 The site is the first frame that belongs to neither pooltender nor the libraries a
-request passes through (SQLAlchemy, Starlette, FastAPI, anyio, asyncio, ...). The
+request passes through (SQLAlchemy, Starlette, FastAPI, anyio, asyncio, ...) nor the
+standard library. Two exceptions: pooltender's demo service is user code, and a
+service installed into ``site-packages`` is user code even where site-packages lies
+inside the standard library's directory (Python outside a virtual environment). The
 walk uses ``sys._getframe`` and keeps only ``(code, line)`` pairs: no source is read
 and nothing is formatted until a report needs it (:func:`format_stack`).
 
@@ -17,6 +20,7 @@ import contextlib
 import functools
 import linecache
 import os
+import site
 import sys
 import sysconfig
 import threading
@@ -25,7 +29,15 @@ from types import CodeType, FrameType
 import anyio
 import sqlalchemy
 
-__all__ = ["Site", "capture", "format_site", "format_stack", "is_library", "user_frame"]
+__all__ = [
+    "Site",
+    "capture",
+    "current_greenlet",
+    "format_site",
+    "format_stack",
+    "is_library",
+    "user_frame",
+]
 
 Site = tuple[tuple[CodeType, int], ...]
 """The user's frames, innermost first, as ``(code, line)`` pairs."""
@@ -38,10 +50,25 @@ def _directory(module_file: str | None) -> str:
     return os.path.dirname(os.path.abspath(module_file or "")) + os.sep
 
 
+_PACKAGE_DIR = _directory(os.path.dirname(__file__))  # pooltender itself
 _LIBRARY_DIRS: tuple[str, ...] = (
     *(_directory(m.__file__) for m in (sqlalchemy, anyio, asyncio, concurrent.futures)),
-    _directory(os.path.dirname(__file__)),  # the pooltender package
-    os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep,
+    _PACKAGE_DIR,
+)
+# The demo service is an ordinary user of pooltender's API: its routes are user code.
+_USER_DIRS: tuple[str, ...] = (_PACKAGE_DIR + "demo" + os.sep,)
+_STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+# Outside a virtual environment (the official Docker images, pyenv), site-packages lies
+# inside the standard library's directory: what is installed there is not stdlib.
+_SITE_DIRS: tuple[str, ...] = tuple(
+    {
+        os.path.abspath(d) + os.sep
+        for d in (
+            sysconfig.get_paths()["purelib"],
+            sysconfig.get_paths()["platlib"],
+            *site.getsitepackages(),
+        )
+    }
 )
 _LIBRARY_FILES = frozenset(
     os.path.abspath(f)
@@ -70,24 +97,55 @@ def is_library(filename: str) -> bool:
     verdict = _verdicts.get(filename)
     if verdict is None:
         path = os.path.abspath(filename) if not filename.startswith("<") else filename
-        verdict = (
-            filename.startswith("<") or path in _LIBRARY_FILES or path.startswith(_library_dirs())
-        )
+        verdict = filename.startswith("<") or path in _LIBRARY_FILES or _is_library_path(path)
         if len(_verdicts) < 10_000:
             _verdicts[filename] = verdict
     return verdict
 
 
-def _parent_frame() -> FrameType | None:
+def _is_library_path(path: str) -> bool:
+    if path.startswith(_USER_DIRS):
+        return False
+    if path.startswith(_library_dirs()):
+        return True
+    return path.startswith(_STDLIB_DIR) and not path.startswith(_SITE_DIRS)
+
+
+def current_greenlet() -> object | None:
+    """This thread's running greenlet (``None`` without greenlet): hand it to
+    :func:`capture` to walk this thread's stack from another thread."""
     greenlet = sys.modules.get("greenlet")
-    if greenlet is None:
-        return None
-    parent = greenlet.getcurrent().parent
-    return parent.gr_frame if parent is not None else None
+    return greenlet.getcurrent() if greenlet is not None else None
 
 
-def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
+def _parent_frame(root: object | None) -> FrameType | None:
+    """Where the caller of the walked greenlet waits.
+
+    Walking its own stack, a thread asks greenlet for the parent of its current
+    greenlet. Another thread's stack (the watchdog's view of the event loop) cannot be
+    asked that way: ``getcurrent()`` would answer for the walking thread. For it the
+    caller passes ``root``, the greenlet the loop runs in (its main one); while the loop
+    runs there, its ``gr_frame`` is ``None`` and the walk ends.
+    """
+    if root is None:
+        greenlet = sys.modules.get("greenlet")
+        if greenlet is None:
+            return None
+        root = greenlet.getcurrent().parent
+        if root is None:
+            return None
+    frame: FrameType | None = getattr(root, "gr_frame", None)
+    return frame
+
+
+def capture(
+    start: FrameType | None = None, depth: int = STACK_DEPTH, *, root: object | None = None
+) -> Site:
     """The first ``depth`` user frames above ``start`` (default: the caller).
+
+    ``root``: for a frame of another thread, the greenlet that thread's event loop runs
+    in (:func:`current_greenlet`, taken on that thread), so the walk can leave a greenlet
+    SQLAlchemy started (``run_sync``, the async engines' pool) for the awaiting route.
 
     After the first user frame, at most :data:`WALK_AFTER_SITE` more frames are
     looked at: the frames near the site are the useful ones, and a request's stack
@@ -102,7 +160,7 @@ def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
         if frame is None:
             if crossed:
                 break
-            frame = _parent_frame()
+            frame = _parent_frame(root)
             crossed = True
             if frame is None:
                 break
@@ -120,9 +178,11 @@ def capture(start: FrameType | None = None, depth: int = STACK_DEPTH) -> Site:
     return tuple(result)
 
 
-def user_frame(frame: FrameType | None) -> tuple[CodeType, int] | None:
+def user_frame(
+    frame: FrameType | None, *, root: object | None = None
+) -> tuple[CodeType, int] | None:
     """The innermost user frame at or above ``frame`` (e.g. where a thread is stuck)."""
-    site = capture(frame, depth=1) if frame is not None else ()
+    site = capture(frame, depth=1, root=root) if frame is not None else ()
     return site[0] if site else None
 
 

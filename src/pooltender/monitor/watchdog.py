@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .monitor import Held, PoolMonitor
-from .sites import capture, format_site, format_stack, user_frame
+from .sites import capture, current_greenlet, format_site, format_stack, user_frame
 
 __all__ = ["Watchdog", "advice_after_response"]
 
@@ -82,7 +82,8 @@ class Watchdog:
         self._next_health = time.monotonic() + health_log_interval
         self._stop = threading.Event()
         self._handle: asyncio.TimerHandle | None = None
-        self._loop_thread = threading.get_ident()
+        self._loop_thread = threading.get_ident()  # built on the loop's thread (acquire)
+        self._loop_greenlet = current_greenlet()
         self._thread = threading.Thread(target=self._run, name="pooltender-watchdog", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -184,9 +185,9 @@ class Watchdog:
         for monitor in holding:
             monitor.loop_blocked += 1
         frame = sys._current_frames().get(self._loop_thread)
-        stuck = user_frame(frame)
+        stuck = user_frame(frame, root=self._loop_greenlet)
         where = format_site((stuck,)) if stuck is not None else "?"
-        stack = format_stack(capture(frame)) if frame is not None else ""
+        stack = format_stack(capture(frame, root=self._loop_greenlet)) if frame is not None else ""
         route = self._current_route(holding)
         held = sum(len(m.held) for m in holding)
         logger.warning(
