@@ -104,7 +104,7 @@ class Service:
         return Path(self._log.name).read_text(errors="replace")
 
     def __enter__(self) -> Service:
-        return self.start()
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
