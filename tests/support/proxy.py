@@ -67,7 +67,7 @@ class Proxy:
 
     def stop(self) -> None:
         """Close every socket (RST) and the listener, end the thread."""
-        self._call(self._cut(refuse=True))
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -122,6 +122,13 @@ class Proxy:
                     ports.add(sockname[1])
         return ports
 
+    async def _shutdown(self) -> None:
+        await self._cut(refuse=True)
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _cut(self, *, refuse: bool, reset: bool = True) -> None:
         if refuse and self._server is not None:
             self._server.close()
@@ -132,8 +139,12 @@ class Proxy:
                 task.cancel()
             for writer in link.writers():
                 _close(writer, reset=reset)
+        await asyncio.sleep(0)  # let the cancelled pumps finish
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._server is None:  # accepted just before a refusing cut
+            _close(writer, reset=True)
+            return
         self.connections_accepted += 1
         link = _Link(writer)
         self._links.add(link)
@@ -153,6 +164,10 @@ class Proxy:
             _close(writer, reset=True)
             return
         link.upstream = up_writer
+        if link not in self._links:  # cut while connecting upstream
+            _close(writer, reset=True)
+            _close(up_writer, reset=True)
+            return
         link.tasks = [
             asyncio.create_task(self._pump(reader, up_writer, link)),
             asyncio.create_task(self._pump(up_reader, writer, link)),
