@@ -13,6 +13,7 @@ from .errors import PoolOverloaded as PoolOverloaded
 from .errors import PooltenderError as PooltenderError
 from .errors import PoolTimeout as PoolTimeout
 from .errors import StartupError as StartupError
+from .fork import dispose_after_fork as dispose_after_fork
 from .settings import DatabaseSettings as DatabaseSettings
 from .settings import PooltenderSettings as PooltenderSettings
 from .settings import load_database_settings as load_database_settings
@@ -37,6 +38,7 @@ __all__ = [
     "StartupError",
     "__version__",
     "build_engine",
+    "dispose_after_fork",
     "load_database_settings",
     "redact_url",
 ]

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from .errors import DatabaseUnreachable
+from .fork import dispose_after_fork
 from .pool import Admission, GatedAsyncQueuePool, GatedQueuePool
 from .settings import DatabaseSettings, redact_url
 
@@ -104,7 +105,8 @@ def build_engine(
 
     ``admission`` bounds the wait queue (see :mod:`pooltender.pool`);
     ``on_connect_time`` receives the seconds each new connection took to open.
-    No connection is opened here.
+    No connection is opened here. A process forked from this one drops the engine's
+    inherited connections (see :mod:`pooltender.fork`).
     """
     options = engine_options(settings)
     url = settings.engine_url
@@ -119,6 +121,7 @@ def build_engine(
             url, poolclass=GatedQueuePool, admission=admission, **options
         )
     _install_events(sync_engine, settings, on_connect_time)
+    dispose_after_fork(sync_engine)
     return engine
 
 
