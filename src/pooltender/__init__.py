@@ -12,6 +12,7 @@ from .errors import LifecycleError as LifecycleError
 from .errors import PoolOverloaded as PoolOverloaded
 from .errors import PooltenderError as PooltenderError
 from .errors import PoolTimeout as PoolTimeout
+from .errors import ReadOnlyError as ReadOnlyError
 from .errors import StartupError as StartupError
 from .fork import dispose_after_fork as dispose_after_fork
 from .settings import DatabaseSettings as DatabaseSettings
@@ -35,6 +36,7 @@ __all__ = [
     "PoolTimeout",
     "PooltenderError",
     "PooltenderSettings",
+    "ReadOnlyError",
     "StartupError",
     "__version__",
     "build_engine",

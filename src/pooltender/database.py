@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .engine import build_engine, describe_error
 from .errors import ConfigurationError, DatabaseUnavailable, LifecycleError, StartupError
 from .pool import Admission
+from .readonly import read_only_session_class
 from .settings import PRIMARY, DatabaseSettings, load_database_settings
 
 __all__ = ["Database", "DatabaseState", "Databases"]
@@ -117,10 +118,17 @@ class Database:
             raise LifecycleError(f"database {self.name!r} was stopped; build a new Database")
         engine = build_engine(self.settings, admission=self.admission)
         self._engine = engine
+        session_class = (
+            read_only_session_class(self.settings) if self.settings.read_only else Session
+        )
         if isinstance(engine, AsyncEngine):
-            self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+            self._sessionmaker = async_sessionmaker(
+                engine, expire_on_commit=False, sync_session_class=session_class
+            )
         else:
-            self._sync_sessionmaker = sessionmaker(engine, expire_on_commit=False)
+            self._sync_sessionmaker = sessionmaker(
+                engine, expire_on_commit=False, class_=session_class
+            )
         degraded = self.settings.start_mode == "degraded"
         try:
             await self._verify(attempts=1 if degraded else self.settings.connect_retries + 1)

@@ -7,6 +7,8 @@
 - SQLite: a file database gets WAL and a busy timeout; an in-memory database lives
   and dies with its one connection, so the pool holds exactly that one and lends it
   to one user at a time (two users would otherwise interleave their transactions).
+- A read-only database (``DATABASE_<NAME>_READ_ONLY``): every transaction is READ ONLY
+  on the server (PostgreSQL, MySQL/MariaDB) or the connection is ``query_only`` (SQLite).
 - PgBouncer (transaction mode): no server-side prepared statement outlives a
   transaction, and no startup parameter PgBouncer would refuse.
 - A failure to open a connection becomes :class:`DatabaseUnreachable` naming the
@@ -53,6 +55,9 @@ def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
         options["pool_recycle"] = settings.pool_recycle
         options["pool_pre_ping"] = settings.pool_pre_ping
     options["connect_args"] = _connect_args(settings)
+    if settings.read_only and settings.driver.backend == "postgresql":
+        # Every transaction BEGINs READ ONLY: the server refuses any write.
+        options["execution_options"] = {"postgresql_readonly": True}
     return options
 
 
@@ -172,6 +177,26 @@ def _install_events(
             try:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+            finally:
+                cursor.close()
+
+    if settings.read_only and backend == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_query_only(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA query_only = ON")
+            finally:
+                cursor.close()
+
+    if settings.read_only and backend in ("mysql", "mariadb"):
+
+        @event.listens_for(engine, "connect")
+        def _mysql_read_only(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
             finally:
                 cursor.close()
 

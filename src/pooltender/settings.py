@@ -75,6 +75,7 @@ class DatabaseSettings(BaseModel):
     retry_after: int = Field(default=1, ge=1)
     sync: bool | None = None
     start_mode: Literal["strict", "degraded"] = "strict"
+    read_only: bool = False
 
     # Variable suffix of each option (``DATABASE_[<NAME>_]<SUFFIX>``).
     OPTIONS: ClassVar[dict[str, str]] = {
@@ -94,6 +95,7 @@ class DatabaseSettings(BaseModel):
         "RETRY_AFTER": "retry_after",
         "SYNC": "sync",
         "START_MODE": "start_mode",
+        "READ_ONLY": "read_only",
     }
 
     @field_validator("name")

@@ -25,7 +25,9 @@ TRANSFERS = os.environ.get("T5_TRANSFERS", "t5_transfers")
 @app.get("/users/{user_id}")
 async def get_user(user_id: int, session: Session) -> dict[str, int]:
     """A short query: what most requests of a service look like."""
-    value = (await session.execute(text("SELECT CAST(:id AS integer)"), {"id": user_id})).scalar_one()
+    value = (
+        await session.execute(text("SELECT CAST(:id AS integer)"), {"id": user_id})
+    ).scalar_one()
     return {"id": value}
 
 

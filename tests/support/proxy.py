@@ -156,9 +156,7 @@ class Proxy:
                     pass
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(
-                self.target_host, self.target_port
-            )
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
         except OSError:
             self._links.discard(link)
             _close(writer, reset=True)

@@ -46,7 +46,9 @@ class Service:
         self._socket.listen(1024)
         self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = tempfile.NamedTemporaryFile(prefix="pooltender-service-", suffix=".log")
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __exit__
+            prefix="pooltender-service-", suffix=".log"
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
@@ -79,7 +81,9 @@ class Service:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.output()}")
+                raise RuntimeError(
+                    f"service exited with {self.process.returncode}:\n{self.output()}"
+                )
             try:
                 if httpx.get(self.url + "/health/live", timeout=1).status_code == 200:
                     return

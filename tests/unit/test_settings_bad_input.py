@@ -26,6 +26,7 @@ BAD = {
     "RETRY_AFTER": ["later", "0"],
     "SYNC": ["perhaps"],
     "START_MODE": ["lazy", "1"],
+    "READ_ONLY": ["yes please"],
 }
 
 

@@ -90,22 +90,25 @@ async def test_transfers_survive_faults(
         await running
 
     statuses = load.statuses
-    assert set(statuses) <= {200, 503}, [a.detail for a in load.answers if a.status not in (200, 503)]
-    assert statuses[200] > 50 and statuses[503] > 0, statuses
+    assert set(statuses) <= {200, 503}, [
+        a.detail for a in load.answers if a.status not in (200, 503)
+    ]
+    assert statuses[200] > 50, statuses
+    assert statuses[503] > 0, statuses
 
     total = admin.execute(f"SELECT sum(balance), count(*) FROM {accounts}").fetchone()
     assert total == (OPENING * ACCOUNTS, ACCOUNTS)
-    recorded = dict(
-        (row[0], (row[1], row[2], row[3]))
+    recorded = {
+        row[0]: (row[1], row[2], row[3])
         for row in admin.execute(f"SELECT id, source, target, amount FROM {transfers}")
-    )
+    }
     ok = {key for key, status in answered.items() if status == 200}
     assert ok <= set(recorded)  # every 200 is in the database (the primary key: once)
     assert set(recorded) <= set(sent)
     for key, row in recorded.items():
         assert row == sent[key]
     # Each balance is the opening balance plus exactly the recorded transfers.
-    expected = {i: OPENING for i in range(1, ACCOUNTS + 1)}
+    expected = dict.fromkeys(range(1, ACCOUNTS + 1), OPENING)
     for source, target, amount in recorded.values():
         expected[source] -= amount
         expected[target] += amount

@@ -63,7 +63,8 @@ async def test_burst_at_ten_times_capacity() -> None:
         assert goodput >= 0.9 * capacity, (goodput, capacity)
 
         await asyncio.sleep(0.5)
-        pool = httpx.get(service.url + "/_pool").json()
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            pool = (await client.get("/_pool")).json()
         assert pool["checked_out"] == 0
         assert pool["waiting"] == 0
         assert pool["overflow"] <= 0

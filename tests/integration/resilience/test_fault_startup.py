@@ -59,5 +59,6 @@ def test_degraded_start_turns_ready_without_restart(proxy: Proxy) -> None:
             assert time.monotonic() < deadline, "never turned ready"
             time.sleep(0.1)
         assert client.get("/users/1").status_code == 200
-        assert service.process is not None and service.process.poll() is None
+        assert service.process is not None
+        assert service.process.poll() is None
         assert "started degraded" in service.output()

@@ -20,14 +20,16 @@ def test_terminated_backends_cost_no_request(
     driver: str, proxy: Proxy, admin: psycopg.Connection
 ) -> None:
     url = proxied_url(proxy).replace("+asyncpg", f"+{driver}")
-    with Service({"DATABASE_URL": url, "DATABASE_POOL_SIZE": "5"}) as service, httpx.Client(
-        base_url=service.url, timeout=10
-    ) as client:
+    with (
+        Service({"DATABASE_URL": url, "DATABASE_POOL_SIZE": "5"}) as service,
+        httpx.Client(base_url=service.url, timeout=10) as client,
+    ):
         for round_ in range(3):
             before = backends_behind(admin, proxy)
             assert len(before) >= 1
             killed = admin.execute(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid) t",
+                "SELECT count(*) FROM"
+                " (SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid) t",
                 (before,),
             ).fetchone()
             assert killed == (len(before),)

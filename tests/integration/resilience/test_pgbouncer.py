@@ -19,9 +19,7 @@ from tests.support.service import Service
 
 pytestmark = pytest.mark.integration
 
-PGBOUNCER_URL = os.environ.get(
-    "PGBOUNCER_URL", "postgresql+asyncpg://postgres@127.0.0.1:6432/test"
-)
+PGBOUNCER_URL = os.environ.get("PGBOUNCER_URL", "postgresql+asyncpg://postgres@127.0.0.1:6432/test")
 CLIENTS = 40
 REQUESTS = 200
 

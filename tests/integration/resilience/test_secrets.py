@@ -15,8 +15,9 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from pooltender import Databases, DatabaseSettings, StartupError
+from pooltender import Databases, DatabaseSettings, DatabaseUnreachable, StartupError
 from tests.support.pg import proxied_url
 from tests.support.proxy import Proxy
 from tests.support.service import ROOT, Service
@@ -54,8 +55,8 @@ def test_service_never_shows_the_password(proxy: Proxy) -> None:
         service.stop()
         seen.append(service.output())
     assert any("unreachable" in body for body in seen)  # the failures were seen
-    for text in seen:
-        assert PASSWORD not in text
+    for shown in seen:
+        assert PASSWORD not in shown
 
 
 def test_cli_never_shows_the_password(proxy: Proxy) -> None:
@@ -90,13 +91,13 @@ async def test_library_never_shows_the_password(
     await dbs.start()
     seen.append(repr(dbs))
     proxy.cut(refuse=True)
-    with pytest.raises(Exception) as lost:
+    with pytest.raises(DatabaseUnreachable) as lost:
         async with dbs.primary.session() as session:
-            await session.execute(__import__("sqlalchemy").text("SELECT 1"))
+            await session.execute(text("SELECT 1"))
     seen += [str(lost.value), repr(lost.value)]
     proxy.restore()
     await dbs.stop()
     seen += [record.getMessage() for record in caplog.records]
     assert len(seen) > 8
-    for text in seen:
-        assert PASSWORD not in text
+    for shown in seen:
+        assert PASSWORD not in shown
