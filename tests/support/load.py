@@ -27,14 +27,17 @@ class Answer:
 
 @dataclass
 class Load:
-    """``clients`` loops sending ``request`` until ``stop`` is set; every answer is kept."""
+    """``clients`` loops sending ``request`` until ``stop`` is set (or ``total`` requests
+    were sent); every answer is kept."""
 
     url: str
     clients: int
     request: Request
     timeout: float = 10.0
     pause_after_503: float = 0.0
+    total: int | None = None  # stop after this many requests (None: when ``stop`` is set)
     answers: list[Answer] = field(default_factory=list)
+    _issued: int = 0
 
     async def run(self, stop: asyncio.Event) -> list[Answer]:
         limits = httpx.Limits(max_connections=self.clients, max_keepalive_connections=self.clients)
@@ -44,6 +47,10 @@ class Load:
 
     async def _client(self, client: httpx.AsyncClient, number: int, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if self.total is not None:
+                if self._issued >= self.total:
+                    return
+                self._issued += 1
             sent = time.monotonic()
             try:
                 response = await self.request(client, number)
@@ -59,6 +66,15 @@ class Load:
     @property
     def statuses(self) -> Counter[int]:
         return Counter(a.status for a in self.answers)
+
+    def goodput(self, skip: float = 0.5) -> float:
+        """200 answers per second, in steady state: after the first ``skip`` seconds."""
+        if not self.answers:
+            return 0.0
+        start = min(a.sent for a in self.answers) + skip
+        counted = [a for a in self.answers if a.sent >= start]
+        span = max((a.sent + a.elapsed for a in counted), default=start) - start
+        return sum(a.status == 200 for a in counted) / span if span > 0 else 0.0
 
     @property
     def slowest(self) -> float:

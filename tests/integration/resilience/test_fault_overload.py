@@ -25,7 +25,7 @@ async def hold(client: httpx.AsyncClient, number: int) -> httpx.Response:
 
 
 async def measure(url: str, clients: int, seconds: float) -> Load:
-    load = Load(url, clients=clients, request=hold, pause_after_503=0.05)
+    load = Load(url, clients=clients, request=hold, pause_after_503=0.25)
     stop = asyncio.Event()
     running = asyncio.create_task(load.run(stop))
     await asyncio.sleep(seconds)
@@ -42,9 +42,10 @@ async def test_burst_at_ten_times_capacity() -> None:
         "DATABASE_POOL_TIMEOUT": "2",
     }
     with Service(env) as service:
-        # Capacity: what the service serves with exactly as many clients as connections.
-        baseline = await measure(service.url, clients=POOL, seconds=BASELINE)
-        capacity = len(baseline.answers) / BASELINE
+        # Capacity: the pool kept busy without refusals (POOL in use, POOL waiting).
+        baseline = await measure(service.url, clients=2 * POOL, seconds=BASELINE)
+        capacity = baseline.goodput()
+        assert capacity > 0.75 * POOL / HOLD  # each connection: one request per HOLD at best
         burst = await measure(service.url, clients=POOL * 10, seconds=BURST)
 
         assert set(baseline.statuses) == {200}
@@ -53,13 +54,13 @@ async def test_burst_at_ten_times_capacity() -> None:
 
         served = [a.elapsed for a in burst.answers if a.status == 200]
         base = [a.elapsed for a in baseline.answers]
-        # Served requests wait at most for one pool turn: the queue is bounded at POOL.
-        assert statistics.median(served) < statistics.median(base) + 2 * HOLD
+        # Served requests keep their latency: the wait queue is bounded at POOL.
+        assert statistics.median(served) < statistics.median(base) + HOLD
         assert max(served) < 2.0  # never the pool timeout
         # Refusals are immediate.
         refused = [a.elapsed for a in burst.answers if a.status == 503]
         assert statistics.median(refused) < HOLD
-        goodput = len(served) / BURST
+        goodput = burst.goodput()
         assert goodput >= 0.9 * capacity, (goodput, capacity)
 
         await asyncio.sleep(0.5)
