@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 
 import httpx
 import psycopg
-
 from tests.support.load import Answer, Load
 from tests.support.pg import PG_URL, admin_dsn, backends_behind, proxied_url
 from tests.support.proxy import Proxy
@@ -152,7 +151,7 @@ async def disconnect() -> Row:
                 gave_up += isinstance(outcome, httpx.ReadTimeout)
         started = time.monotonic()
         async with httpx.AsyncClient(base_url=service.url) as client:
-            while (await client.get("/_pool")).json()["checked_out"]:
+            while (await client.get("/_pool")).json()["checked_out"]:  # noqa: ASYNC110 - polls
                 await asyncio.sleep(0.05)
         back = time.monotonic() - started
     load = Load(service.url, clients=5, request=get_user)
@@ -247,7 +246,8 @@ async def pgbouncer(driver: str) -> Row:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| fault | setup | requests | answers by status | slowest | full recovery after | checked |",
+        "| fault | setup | requests | answers by status | slowest | full recovery after"
+        " | checked |",
         "|---|---|---:|---|---:|---:|---|",
     ]
     for r in rows:
