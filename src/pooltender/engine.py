@@ -40,6 +40,9 @@ logger = logging.getLogger("pooltender.engine")
 
 SQLITE_BUSY_TIMEOUT = 5.0
 
+# Seconds the client waits past DATABASE_STATEMENT_TIMEOUT before it gives a statement up.
+COMMAND_TIMEOUT_GRACE = 1.0
+
 
 def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
     """The keyword arguments :func:`build_engine` passes to SQLAlchemy (no pool class)."""
@@ -82,6 +85,10 @@ def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
                     args["command_timeout"] = settings.statement_timeout
             elif statement_ms is not None:
                 args["server_settings"] = {"statement_timeout": str(statement_ms)}
+                # The server cancels first, with a clean error. The client-side timeout is
+                # the backstop for a network that drops packets silently: the server's
+                # answer never comes, and without it the request would hang for ever.
+                args["command_timeout"] = statement_ms / 1000 + COMMAND_TIMEOUT_GRACE
         else:  # psycopg 3 / psycopg2
             args["connect_timeout"] = max(2, round(timeout))
             if settings.pgbouncer and driver.name != "psycopg2":
@@ -137,6 +144,9 @@ def _install_events(
 ) -> None:
     name, host = settings.name, settings.host
     password = settings.url.password
+    command_timeout: float | None = _connect_args(settings).get("command_timeout")
+    if command_timeout is not None:
+        _guard_ping(engine.dialect, command_timeout)
 
     @event.listens_for(engine, "do_connect")
     def _connect(
@@ -160,6 +170,25 @@ def _install_events(
     def _lost(context: ExceptionContext) -> None:
         # A connection lost in the middle of a request: the pool invalidates it (and,
         # with pre-ping, replaces it on the next checkout); the caller gets a 503.
+        if (
+            command_timeout is not None
+            and isinstance(context.original_exception, TimeoutError)
+            and not context.is_pre_ping
+        ):
+            # No answer within the command timeout: the connection is in an unknown
+            # state (a silent network drop looks exactly like this). Drop it at once
+            # (a graceful close would wait for the same silent peer); 503.
+            context.is_disconnect = True
+            if context.connection is not None:
+                driver_connection = context.connection.connection.driver_connection
+                if driver_connection is not None:
+                    driver_connection.terminate()
+            raise DatabaseUnreachable(
+                name,
+                f"database {name!r} at {host}: no answer within {command_timeout:g}s "
+                "(DATABASE_STATEMENT_TIMEOUT plus grace); the connection was dropped",
+                retry_after=settings.retry_after,
+            )
         if context.is_disconnect and not context.is_pre_ping:
             raise DatabaseUnreachable(
                 name,
@@ -217,6 +246,28 @@ def _install_events(
                 cursor.close()
 
     logger.debug("engine for database %r: %s", name, redact_url(settings.url))
+
+
+def _guard_ping(dialect: Dialect, timeout: float) -> None:
+    """Make a pre-ping that times out count as a lost connection.
+
+    asyncpg raises a bare ``TimeoutError`` when the ping gets no answer within the
+    command timeout; the pool only recognises DBAPI errors as disconnects and would let
+    it through (a 500). Terminate the connection and raise the DBAPI "connection is
+    closed" error instead: the pool then replaces the connection.
+    """
+    ping = dialect.do_ping
+
+    def guarded_ping(dbapi_connection: Any) -> bool:
+        try:
+            return ping(dbapi_connection)
+        except TimeoutError:
+            dbapi_connection.driver_connection.terminate()
+            raise dialect.loaded_dbapi.InterfaceError(
+                f"connection is closed: no answer to the pre-ping within {timeout:g}s"
+            ) from None
+
+    dialect.do_ping = guarded_ping  # type: ignore[method-assign]
 
 
 def describe_error(exc: BaseException, password: str | None) -> str:
