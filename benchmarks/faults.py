@@ -114,6 +114,37 @@ async def terminate() -> Row:
     )
 
 
+async def blackhole() -> Row:
+    with Proxy() as proxy:
+        env = {
+            "DATABASE_URL": proxied_url(proxy),
+            "DATABASE_POOL_SIZE": "5",
+            "DATABASE_POOL_TIMEOUT": "2",
+            "DATABASE_CONNECT_TIMEOUT": "1",
+            "DATABASE_STATEMENT_TIMEOUT": "1",
+        }
+        with Service(env) as service:
+            load = Load(service.url, clients=8, request=get_user)
+            back = 0.0
+
+            async def script() -> None:
+                nonlocal back
+                await asyncio.sleep(1)
+                proxy.blackhole()
+                await asyncio.sleep(3)
+                proxy.restore()
+                back = time.monotonic()
+                await asyncio.sleep(3)
+
+            await under_load(load, script())
+    return row(
+        "3 silent network drop (3 s)",
+        "pool 5, statement timeout 1 s, connect timeout 1 s, 8 clients",
+        load,
+        recovery_time(load.answers, back),
+    )
+
+
 async def overload() -> Row:
     env = {
         "DATABASE_URL": PG_URL,
@@ -190,7 +221,8 @@ async def integrity() -> Row:
             "DATABASE_URL": proxied_url(proxy),
             "DATABASE_POOL_SIZE": "4",
             "DATABASE_POOL_TIMEOUT": "2",
-            "DATABASE_CONNECT_TIMEOUT": "2",
+            "DATABASE_CONNECT_TIMEOUT": "1",
+            "DATABASE_STATEMENT_TIMEOUT": "1",
             "T5_ACCOUNTS": accounts,
             "T5_TRANSFERS": transfers,
         }
@@ -210,8 +242,12 @@ async def integrity() -> Row:
                         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
                     await asyncio.sleep(1)
                     proxy.cut(refuse=False, reset=False)
+                    await asyncio.sleep(1)
+                    proxy.blackhole()
+                    await asyncio.sleep(2.5)
+                    proxy.restore()
                     back = time.monotonic()
-                    await asyncio.sleep(2)
+                    await asyncio.sleep(3)
 
                 await under_load(load, script())
             total = admin.execute(f"SELECT sum(balance) FROM {accounts}").fetchone()
@@ -224,7 +260,7 @@ async def integrity() -> Row:
         f"{len(ok - rows)} answered-200 missing"
     )
     return row(
-        "6 transfers through faults 1+2",
+        "6 transfers through faults 1+2+3",
         "pool 4, 8 clients",
         load,
         recovery_time(load.answers, back),
@@ -267,6 +303,7 @@ async def main() -> None:
     rows = [
         await restart(),
         await terminate(),
+        await blackhole(),
         await overload(),
         await disconnect(),
         await integrity(),

@@ -1,7 +1,8 @@
 """Fault 6: money transfers under faults keep the books balanced.
 
-Concurrent transfers run while the proxy cuts every connection (a restart) and the
-server terminates the pool's backends. Afterwards: the total never changed, every
+Concurrent transfers run while the proxy cuts every connection (a restart), the
+server terminates the pool's backends, the proxy closes every connection (FIN), then
+drops every packet silently for a while. Afterwards: the total never changed, every
 transfer answered 200 is recorded exactly once, and every account's balance is its
 opening balance plus exactly the recorded transfers (nothing half-applied).
 """
@@ -68,7 +69,8 @@ async def test_transfers_survive_faults(
         "DATABASE_URL": proxied_url(proxy),
         "DATABASE_POOL_SIZE": "4",
         "DATABASE_POOL_TIMEOUT": "2",
-        "DATABASE_CONNECT_TIMEOUT": "2",
+        "DATABASE_CONNECT_TIMEOUT": "1",
+        "DATABASE_STATEMENT_TIMEOUT": "1",
         "T5_ACCOUNTS": accounts,
         "T5_TRANSFERS": transfers,
     }
@@ -85,7 +87,11 @@ async def test_transfers_survive_faults(
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         await asyncio.sleep(1.0)
         proxy.cut(refuse=False, reset=False)  # FIN on every connection, new ones accepted
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.0)
+        proxy.blackhole()  # silent drop, mid-transaction for some
+        await asyncio.sleep(2.5)
+        proxy.restore()
+        await asyncio.sleep(2.0)
         stop.set()
         await running
 
