@@ -67,3 +67,34 @@ async def test_read_only_database_refuses_writes(driver: str, table: str) -> Non
             assert list(ids) == [1, 4]
     finally:
         await dbs.stop()
+
+
+MARIADB_URL = "mysql+aiomysql://root@127.0.0.1:3306/test"
+
+
+async def test_read_only_mariadb_refuses_sql_writes() -> None:
+    table = f"t5_ro_{uuid.uuid4().hex[:8]}"
+    settings = load_database_settings(
+        {
+            "DATABASE_URL": MARIADB_URL,
+            "DATABASE_REPLICA_URL": MARIADB_URL,
+            "DATABASE_REPLICA_READ_ONLY": "true",
+        },
+        env_file=None,
+    )
+    dbs = Databases.from_settings(settings)
+    await dbs.start()
+    try:
+        async with dbs.primary.session() as session:
+            await session.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY)"))
+        with pytest.raises(DBAPIError, match="READ ONLY"):
+            async with dbs["replica"].session() as session:
+                await session.execute(text(f"INSERT INTO {table} VALUES (1)"))
+        async with dbs.primary.session() as session:
+            await session.execute(text(f"INSERT INTO {table} VALUES (2)"))
+            count = (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
+            assert count == 1
+    finally:
+        async with dbs.primary.session() as session:
+            await session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        await dbs.stop()
