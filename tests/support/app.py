@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Annotated
 
-from fastapi import FastAPI, Request
-from pydantic import BaseModel
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from pooltender.fastapi import Session, databases, install
 
@@ -23,7 +25,9 @@ TRANSFERS = os.environ.get("T5_TRANSFERS", "t5_transfers")
 
 
 @app.get("/users/{user_id}")
-async def get_user(user_id: int, session: Session) -> dict[str, int]:
+async def get_user(
+    user_id: Annotated[int, Path(ge=-(2**31), le=2**31 - 1)], session: Session
+) -> dict[str, int]:
     """A short query: what most requests of a service look like."""
     value = (
         await session.execute(text("SELECT CAST(:id AS integer)"), {"id": user_id})
@@ -32,26 +36,32 @@ async def get_user(user_id: int, session: Session) -> dict[str, int]:
 
 
 @app.get("/sleep")
-async def sleep(seconds: float, session: Session) -> dict[str, float]:
+async def sleep(seconds: Annotated[float, Query(ge=0, le=1)], session: Session) -> dict[str, float]:
     """Hold a connection for ``seconds`` on the server."""
     await session.execute(text("SELECT pg_sleep(CAST(:s AS float))"), {"s": seconds})
     return {"slept": seconds}
 
 
+AccountId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
 class Transfer(BaseModel):
     id: uuid.UUID
-    source: int
-    target: int
-    amount: int
+    source: AccountId
+    target: AccountId
+    amount: Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 @app.post("/transfers")
 async def transfer(body: Transfer, session: Session) -> dict[str, str]:
     """Move money between two accounts in one transaction, recorded once by its id."""
-    await session.execute(
-        text(f"INSERT INTO {TRANSFERS} (id, source, target, amount) VALUES (:id, :s, :t, :a)"),
-        {"id": body.id, "s": body.source, "t": body.target, "a": body.amount},
-    )
+    try:
+        await session.execute(
+            text(f"INSERT INTO {TRANSFERS} (id, source, target, amount) VALUES (:id, :s, :t, :a)"),
+            {"id": body.id, "s": body.source, "t": body.target, "a": body.amount},
+        )
+    except IntegrityError:
+        raise HTTPException(409, f"transfer {body.id} was already made") from None
     await session.execute(
         text(f"UPDATE {ACCOUNTS} SET balance = balance - :a WHERE id = :s"),
         {"a": body.amount, "s": body.source},

@@ -24,3 +24,10 @@ def proxy() -> Iterator[Proxy]:
     u = make_url(PG_URL)
     with Proxy(u.host or "127.0.0.1", u.port or 5432) as p:
         yield p
+
+
+@pytest.fixture(scope="module")
+def admin_module() -> Iterator[psycopg.Connection]:
+    """Like ``admin``, for module-scoped fixtures."""
+    with psycopg.connect(admin_dsn(), autocommit=True) as connection:
+        yield connection
