@@ -186,7 +186,8 @@ def _install_events(
             raise DatabaseUnreachable(
                 name,
                 f"database {name!r} at {host}: no answer within {command_timeout:g}s "
-                "(DATABASE_STATEMENT_TIMEOUT plus grace); the connection was dropped",
+                f"(client-side timeout from {settings.variable('statement_timeout')}); "
+                "the connection was dropped",
                 retry_after=settings.retry_after,
             )
         if context.is_disconnect and not context.is_pre_ping:
