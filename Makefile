@@ -35,6 +35,7 @@ lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy (strict on t
 services: ## make sure what the integration tests need is installed and up
 	bash scripts/services.sh
 	bash scripts/install-chromium.sh
+	bash scripts/pgbouncer.sh
 
 .PHONY: test
 test: $(VENV)/.installed-dev services lint ## the whole suite: services, lint, types, unit + integration tests

@@ -12,7 +12,9 @@ from .errors import LifecycleError as LifecycleError
 from .errors import PoolOverloaded as PoolOverloaded
 from .errors import PooltenderError as PooltenderError
 from .errors import PoolTimeout as PoolTimeout
+from .errors import ReadOnlyError as ReadOnlyError
 from .errors import StartupError as StartupError
+from .fork import dispose_after_fork as dispose_after_fork
 from .metrics import PoolCollector as PoolCollector
 from .monitor import PoolMonitor as PoolMonitor
 from .settings import DatabaseSettings as DatabaseSettings
@@ -38,9 +40,11 @@ __all__ = [
     "PoolTimeout",
     "PooltenderError",
     "PooltenderSettings",
+    "ReadOnlyError",
     "StartupError",
     "__version__",
     "build_engine",
+    "dispose_after_fork",
     "load_database_settings",
     "redact_url",
 ]

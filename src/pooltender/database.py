@@ -33,6 +33,7 @@ from .errors import (
 )
 from .monitor import PoolMonitor, Watchdog, pool_snapshot
 from .pool import Admission, would_wait
+from .readonly import read_only_session_class
 from .settings import PRIMARY, DatabaseSettings, PooltenderSettings, load_database_settings
 
 __all__ = ["Database", "DatabaseState", "Databases"]
@@ -126,7 +127,11 @@ class Database:
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Build the engine, verify connectivity (bounded retries), warm the pool."""
+        """Build the engine, verify connectivity (bounded retries), warm the pool.
+
+        If the database stays unreachable, raise :class:`StartupError` (``start_mode``
+        ``strict``, the default), or log it and start anyway (``degraded``).
+        """
         if self._state is DatabaseState.STARTED:
             return
         if self._state is DatabaseState.STOPPED:
@@ -142,13 +147,33 @@ class Database:
         self._engine = engine
         if options.monitor:
             self.monitor.attach(engine.sync_engine if isinstance(engine, AsyncEngine) else engine)
+        session_class = (
+            read_only_session_class(self.settings) if self.settings.read_only else Session
+        )
         if isinstance(engine, AsyncEngine):
-            self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+            self._sessionmaker = async_sessionmaker(
+                engine, expire_on_commit=False, sync_session_class=session_class
+            )
         else:
-            self._sync_sessionmaker = sessionmaker(engine, expire_on_commit=False)
+            self._sync_sessionmaker = sessionmaker(
+                engine, expire_on_commit=False, class_=session_class
+            )
+        degraded = self.settings.start_mode == "degraded"
         try:
-            await self._verify()
+            await self._verify(attempts=1 if degraded else self.settings.connect_retries + 1)
             await self._warm()
+        except StartupError as exc:
+            if not degraded:
+                await self._dispose()
+                self._engine = None
+                raise
+            # Degraded start: serve anyway. Each request that needs this database answers
+            # 503 and /health/ready fails until it is reachable; the pool connects then.
+            logger.warning(
+                "%s; started degraded (DATABASE_START_MODE=degraded): requests needing it "
+                "answer 503 until it is reachable",
+                exc,
+            )
         except BaseException:
             await self._dispose()
             self._engine = None
@@ -188,8 +213,7 @@ class Database:
         elif engine is not None:
             await asyncio.to_thread(engine.dispose)
 
-    async def _verify(self) -> None:
-        attempts = self.settings.connect_retries + 1
+    async def _verify(self, attempts: int) -> None:
         delay = 0.25
         last: BaseException | None = None
         for attempt in range(attempts):

@@ -7,6 +7,8 @@
 - SQLite: a file database gets WAL and a busy timeout; an in-memory database lives
   and dies with its one connection, so the pool holds exactly that one and lends it
   to one user at a time (two users would otherwise interleave their transactions).
+- A read-only database (``DATABASE_<NAME>_READ_ONLY``): every transaction is READ ONLY
+  on the server (PostgreSQL, MySQL/MariaDB) or the connection is ``query_only`` (SQLite).
 - PgBouncer (transaction mode): no server-side prepared statement outlives a
   transaction, and no startup parameter PgBouncer would refuse.
 - A failure to open a connection becomes :class:`DatabaseUnreachable` naming the
@@ -28,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from .errors import DatabaseUnreachable
+from .fork import dispose_after_fork
 from .pool import Admission, GatedAsyncQueuePool, GatedQueuePool
 from .settings import DatabaseSettings, redact_url
 
@@ -36,6 +39,9 @@ __all__ = ["build_engine", "describe_error", "engine_options"]
 logger = logging.getLogger("pooltender.engine")
 
 SQLITE_BUSY_TIMEOUT = 5.0
+
+# Seconds the client waits past DATABASE_STATEMENT_TIMEOUT before it gives a statement up.
+COMMAND_TIMEOUT_GRACE = 1.0
 
 
 def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
@@ -52,6 +58,9 @@ def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
         options["pool_recycle"] = settings.pool_recycle
         options["pool_pre_ping"] = settings.pool_pre_ping
     options["connect_args"] = _connect_args(settings)
+    if settings.read_only and settings.driver.backend == "postgresql":
+        # Every transaction BEGINs READ ONLY: the server refuses any write.
+        options["execution_options"] = {"postgresql_readonly": True}
     return options
 
 
@@ -76,6 +85,10 @@ def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
                     args["command_timeout"] = settings.statement_timeout
             elif statement_ms is not None:
                 args["server_settings"] = {"statement_timeout": str(statement_ms)}
+                # The server cancels first, with a clean error. The client-side timeout is
+                # the backstop for a network that drops packets silently: the server's
+                # answer never comes, and without it the request would hang for ever.
+                args["command_timeout"] = statement_ms / 1000 + COMMAND_TIMEOUT_GRACE
         else:  # psycopg 3 / psycopg2
             args["connect_timeout"] = max(2, round(timeout))
             if settings.pgbouncer and driver.name != "psycopg2":
@@ -104,7 +117,8 @@ def build_engine(
 
     ``admission`` bounds the wait queue (see :mod:`pooltender.pool`);
     ``on_connect_time`` receives the seconds each new connection took to open.
-    No connection is opened here.
+    No connection is opened here. A process forked from this one drops the engine's
+    inherited connections (see :mod:`pooltender.fork`).
     """
     options = engine_options(settings)
     url = settings.engine_url
@@ -119,6 +133,7 @@ def build_engine(
             url, poolclass=GatedQueuePool, admission=admission, **options
         )
     _install_events(sync_engine, settings, on_connect_time)
+    dispose_after_fork(sync_engine)
     return engine
 
 
@@ -129,6 +144,9 @@ def _install_events(
 ) -> None:
     name, host = settings.name, settings.host
     password = settings.url.password
+    command_timeout: float | None = _connect_args(settings).get("command_timeout")
+    if command_timeout is not None:
+        _guard_ping(engine.dialect, command_timeout)
 
     @event.listens_for(engine, "do_connect")
     def _connect(
@@ -152,6 +170,26 @@ def _install_events(
     def _lost(context: ExceptionContext) -> None:
         # A connection lost in the middle of a request: the pool invalidates it (and,
         # with pre-ping, replaces it on the next checkout); the caller gets a 503.
+        if (
+            command_timeout is not None
+            and isinstance(context.original_exception, TimeoutError)
+            and not context.is_pre_ping
+        ):
+            # No answer within the command timeout: the connection is in an unknown
+            # state (a silent network drop looks exactly like this). Drop it at once
+            # (a graceful close would wait for the same silent peer); 503.
+            context.is_disconnect = True
+            if context.connection is not None:
+                driver_connection = context.connection.connection.driver_connection
+                if driver_connection is not None:
+                    driver_connection.terminate()
+            raise DatabaseUnreachable(
+                name,
+                f"database {name!r} at {host}: no answer within {command_timeout:g}s "
+                f"(client-side timeout from {settings.variable('statement_timeout')}); "
+                "the connection was dropped",
+                retry_after=settings.retry_after,
+            )
         if context.is_disconnect and not context.is_pre_ping:
             raise DatabaseUnreachable(
                 name,
@@ -172,6 +210,26 @@ def _install_events(
             finally:
                 cursor.close()
 
+    if settings.read_only and backend == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_query_only(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA query_only = ON")
+            finally:
+                cursor.close()
+
+    if settings.read_only and backend in ("mysql", "mariadb"):
+
+        @event.listens_for(engine, "connect")
+        def _mysql_read_only(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+            finally:
+                cursor.close()
+
     if backend in ("mysql", "mariadb") and settings.statement_timeout is not None:
         seconds = settings.statement_timeout
 
@@ -189,6 +247,28 @@ def _install_events(
                 cursor.close()
 
     logger.debug("engine for database %r: %s", name, redact_url(settings.url))
+
+
+def _guard_ping(dialect: Dialect, timeout: float) -> None:
+    """Make a pre-ping that times out count as a lost connection.
+
+    asyncpg raises a bare ``TimeoutError`` when the ping gets no answer within the
+    command timeout; the pool only recognises DBAPI errors as disconnects and would let
+    it through (a 500). Terminate the connection and raise the DBAPI "connection is
+    closed" error instead: the pool then replaces the connection.
+    """
+    ping = dialect.do_ping
+
+    def guarded_ping(dbapi_connection: Any) -> bool:
+        try:
+            return ping(dbapi_connection)
+        except TimeoutError:
+            dbapi_connection.driver_connection.terminate()
+            raise dialect.loaded_dbapi.InterfaceError(
+                f"connection is closed: no answer to the pre-ping within {timeout:g}s"
+            ) from None
+
+    dialect.do_ping = guarded_ping  # type: ignore[method-assign]
 
 
 def describe_error(exc: BaseException, password: str | None) -> str:

@@ -7,6 +7,7 @@ Every error pooltender raises derives from :class:`PooltenderError`::
     │   └── DriverNotInstalled      the URL names a driver whose package is missing
     ├── LifecycleError              a database used before start(), or restarted after stop()
     ├── StartupError                start() could not reach the database (names database and host)
+    ├── ReadOnlyError               a session of a read-only database was asked to write
     └── DatabaseUnavailable         the pool cannot serve now; HTTP integrations answer 503
         ├── PoolOverloaded          the wait queue is full (DATABASE_MAX_WAITING): refused at once
         ├── PoolTimeout             no connection within DATABASE_POOL_TIMEOUT
@@ -30,6 +31,7 @@ __all__ = [
     "PoolOverloaded",
     "PoolTimeout",
     "PooltenderError",
+    "ReadOnlyError",
     "StartupError",
 ]
 
@@ -74,6 +76,17 @@ class StartupError(PooltenderError):
         self.host = host
         self.reason = reason
         super().__init__(f"database {database!r} at {host} is not reachable: {reason}")
+
+
+class ReadOnlyError(PooltenderError):
+    """A session of a read-only database (``DATABASE_<NAME>_READ_ONLY``) tried to write."""
+
+    def __init__(self, database: str, variable: str, what: str) -> None:
+        self.database = database
+        super().__init__(
+            f"database {database!r} is read-only ({variable}=true): refusing to flush {what};"
+            " write through another database's session"
+        )
 
 
 class DatabaseUnavailable(PooltenderError):

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -74,6 +74,8 @@ class DatabaseSettings(BaseModel):
     warmup: int | None = Field(default=None, ge=0)
     retry_after: int = Field(default=1, ge=1)
     sync: bool | None = None
+    start_mode: Literal["strict", "degraded"] = "strict"
+    read_only: bool = False
 
     # Variable suffix of each option (``DATABASE_[<NAME>_]<SUFFIX>``).
     OPTIONS: ClassVar[dict[str, str]] = {
@@ -92,6 +94,8 @@ class DatabaseSettings(BaseModel):
         "WARMUP": "warmup",
         "RETRY_AFTER": "retry_after",
         "SYNC": "sync",
+        "START_MODE": "start_mode",
+        "READ_ONLY": "read_only",
     }
 
     @field_validator("name")
