@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 STATE_KEY = "pooltender"
+FACTORY_KEY = "pooltender_factory"
 
 
 def databases(app: FastAPI | Starlette) -> Databases:

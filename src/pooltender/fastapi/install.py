@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from ..database import Databases
 from ..errors import DatabaseUnavailable, PooltenderError
-from .dependencies import STATE_KEY
+from .dependencies import FACTORY_KEY, STATE_KEY
 from .routes import health_router
 
 __all__ = ["database_unavailable_handler", "install"]
@@ -41,12 +41,13 @@ def install(
     if getattr(app.state, "pooltender_installed", False):
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
     app.state.pooltender_installed = True
-    factory = _factory(databases)
+    # Read at each start, so tests can swap it (pooltender.testing.override_databases).
+    setattr(app.state, FACTORY_KEY, _factory(databases))
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
-        dbs = factory()
+        dbs = getattr(app.state, FACTORY_KEY)()
         try:
             await dbs.start()
         except PooltenderError as exc:
