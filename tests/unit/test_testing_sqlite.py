@@ -142,3 +142,10 @@ async def test_concurrent_users_of_the_one_sqlite_connection_take_turns(
         await asyncio.gather(*(add(str(i)) for i in range(5)))
     assert usage.max_checked_out == 1
     assert usage.checkouts == 5
+
+
+async def test_read_connection_autocommits(sqlite_database: Database) -> None:
+    async with sqlite_database.read_connection() as connection:
+        await connection.execute(insert(items).values(name="autocommitted"))
+    async with sqlite_database.connection() as connection:
+        assert (await connection.scalars(select(items.c.name))).all() == ["autocommitted"]

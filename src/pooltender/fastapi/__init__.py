@@ -16,6 +16,9 @@ from .dependencies import (
     Connection as Connection,
 )
 from .dependencies import (
+    ReadConnection as ReadConnection,
+)
+from .dependencies import (
     Session as Session,
 )
 from .dependencies import (
@@ -28,6 +31,9 @@ from .dependencies import (
     databases as databases,
 )
 from .dependencies import (
+    read_connection_for as read_connection_for,
+)
+from .dependencies import (
     session_for as session_for,
 )
 from .dependencies import (
@@ -38,12 +44,14 @@ from .install import install as install
 
 __all__ = [
     "Connection",
+    "ReadConnection",
     "Session",
     "SyncSession",
     "connection_for",
     "database_unavailable_handler",
     "databases",
     "install",
+    "read_connection_for",
     "session_for",
     "sync_session_for",
 ]

@@ -125,6 +125,12 @@ class IsolatedDatabase(Database):
         async with self._lend(checkout_site()) as outer, outer.begin_nested():
             yield outer
 
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """As :meth:`connection`: inside the outer transaction nothing can autocommit."""
+        async with self._lend(checkout_site()) as outer, outer.begin_nested():
+            yield outer
+
     def sync_session(self) -> Any:
         raise LifecycleError(
             f"isolated database {self.name!r} is async only: use session() with an async driver"
