@@ -4,7 +4,8 @@
 prints one JSON line: per status, the count and latency percentiles (seconds).
 Each client keeps one keep-alive connection and sends its next request as soon as
 the previous answer arrived (``--honor-retry-after``: after a 503, it first waits
-the ``Retry-After`` seconds, as a well-behaved client does).
+the ``Retry-After`` seconds with +-50 % jitter, as a well-behaved client does; without
+jitter, every refused client would come back in the same instant).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import time
 
@@ -53,7 +55,8 @@ async def client(
             await reader.readexactly(length)
             out.setdefault(status, []).append(time.monotonic() - start)
             if honor and status == 503 and retry_after:
-                await asyncio.sleep(min(retry_after, max(0.0, deadline - time.monotonic())))
+                pause = retry_after * random.uniform(0.5, 1.5)
+                await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
     finally:
         writer.close()
 
