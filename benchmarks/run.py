@@ -86,6 +86,57 @@ async def connect_vs_pooled(rounds: int) -> dict[str, Any]:
     }
 
 
+# -- per-request database cost, in process --------------------------------------------
+
+
+async def request_paths(rounds: int, batches: int = 7) -> dict[str, float]:
+    """Median microseconds of one request's database work, no HTTP: the read of the
+    HTTP scenario through each dependency's code path, batches interleaved."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from benchmarks.apps import by_id
+
+    seed_engine = create_async_engine(URL, pool_size=5)
+    seed_sessions = async_sessionmaker(seed_engine, expire_on_commit=False)
+    db = Database(DatabaseSettings(url=URL, warmup=1))
+    await db.start()
+
+    async def seed() -> None:
+        async with seed_sessions() as session:
+            (await session.execute(by_id(7))).one()
+
+    async def session() -> None:
+        async with db.session() as s:
+            (await s.execute(by_id(7))).one()
+
+    async def connection() -> None:
+        async with db.connection() as c:
+            (await c.execute(by_id(7))).one()
+
+    async def read_connection() -> None:
+        async with db.read_connection() as c:
+            (await c.execute(by_id(7))).one()
+
+    paths = {
+        "seed-style session": seed,
+        "pooltender Session": session,
+        "pooltender Connection": connection,
+        "pooltender ReadConnection": read_connection,
+    }
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    try:
+        for _ in range(batches):
+            for name, path in paths.items():
+                start = time.perf_counter()
+                for _ in range(rounds):
+                    await path()
+                times[name].append((time.perf_counter() - start) / rounds * 1e6)
+    finally:
+        await db.stop()
+        await seed_engine.dispose()
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 # -- servers ----------------------------------------------------------------------------
 
 
@@ -271,6 +322,15 @@ def report(results: dict[str, Any]) -> str:
             f"| ratio | {c['ratio']:.1f}x |",
             "",
         ]
+    if "paths" in results:
+        p = results["paths"]
+        seed_us = next(iter(p.values()))
+        lines += [
+            "| database work of one read, in process (median us) | us | vs seed |",
+            "|---|---:|---:|",
+            *(f"| {name} | {us:.0f} | {seed_us / us:.2f}x |" for name, us in p.items()),
+            "",
+        ]
     if "http" in results:
         h = results["http"]
         seed = next(iter(h.values()))["rps"]
@@ -328,6 +388,7 @@ def main() -> None:
     try:
         if "connect" in parts:
             results["connect"] = asyncio.run(connect_vs_pooled(300))
+            results["paths"] = asyncio.run(request_paths(300))
         if "http" in parts:
             results["http"] = http_throughput(args.duration, args.connections)
         if "overload" in parts:
