@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 POSTGRES_URL = os.environ.get(
     "POOLTENDER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

@@ -325,6 +325,21 @@ class Database:
         finally:
             await _finish(connection.close)
 
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core :class:`AsyncConnection` in autocommit mode: the fastest path for reads.
+
+        No ``BEGIN``/``COMMIT`` round trips: each statement runs in its own implicit
+        transaction, so several reads may see different snapshots. Nothing makes the
+        connection read-only; a write through it is committed at once, never rolled back.
+        """
+        connection = await self.engine.connect()
+        try:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+        finally:
+            await _finish(connection.close)
+
     async def ping(self, timeout: float = 2.0) -> None:
         """``SELECT 1`` within ``timeout`` seconds; raises on failure."""
         self._started_engine()

@@ -26,6 +26,11 @@ __all__ = ["Admission", "BurstLog", "GatedAsyncQueuePool", "GatedQueuePool", "wo
 
 logger = logging.getLogger("pooltender.pool")
 
+PRE_PING_IDLE = 0.5
+"""Seconds a pooled connection may sit idle and still skip the pre-ping."""
+
+_RETURNED = "pooltender_returned"
+
 
 class BurstLog:
     """Logs the first failure of a burst, counts the rest, and sums the burst up.
@@ -177,22 +182,55 @@ def _capacity(pool: QueuePool) -> int:
 
 
 class _GatedPool(QueuePool):
-    """A QueuePool whose checkouts pass through an :class:`Admission`."""
+    """A QueuePool whose checkouts pass through an :class:`Admission`.
+
+    Pre-ping (``pool_pre_ping=True``) tests only connections that sat idle in the
+    pool for more than :data:`PRE_PING_IDLE` seconds, as HikariCP's
+    ``aliveBypassWindowMs`` does: a connection returned a moment ago is alive, and
+    SQLAlchemy's asyncpg ping costs three round trips (``BEGIN``, ``;``,
+    ``ROLLBACK``) on every checkout otherwise.
+    """
 
     def __init__(self, creator: Any, admission: Admission | None = None, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self.admission = admission
+        self.ping_idle: bool = self._pre_ping
+        self._pre_ping = False  # pinged in _do_get instead, when idle long enough
 
     def _do_get(self) -> ConnectionPoolEntry:
+        record: ConnectionPoolEntry
         if self.admission is None:
-            return super()._do_get()
-        result: ConnectionPoolEntry = self.admission.checkout(self, super()._do_get)
-        return result
+            record = super()._do_get()
+        else:
+            record = self.admission.checkout(self, super()._do_get)
+        if self.ping_idle:
+            self._ping_if_idle(record)
+        return record
+
+    def _ping_if_idle(self, record: ConnectionPoolEntry) -> None:
+        returned = record.info.get(_RETURNED)
+        dbapi_connection = record.dbapi_connection
+        if dbapi_connection is None or returned is None:
+            return  # new, or reconnecting anyway
+        if time.monotonic() - returned <= PRE_PING_IDLE:
+            return
+        try:
+            alive = self._dialect._do_ping_w_event(dbapi_connection)
+        except Exception:
+            alive = False
+        if not alive:
+            logger.info("pool connection failed its pre-ping; replacing it")
+            record.invalidate()  # the checkout opens a new connection
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED] = time.monotonic()
+        super()._do_return_conn(record)
 
     def recreate(self) -> QueuePool:
         new = super().recreate()
         assert isinstance(new, _GatedPool)
         new.admission = self.admission
+        new.ping_idle = self.ping_idle
         return new
 
 

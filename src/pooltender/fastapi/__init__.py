@@ -18,6 +18,9 @@ from .dependencies import (
     Connection as Connection,
 )
 from .dependencies import (
+    ReadConnection as ReadConnection,
+)
+from .dependencies import (
     Session as Session,
 )
 from .dependencies import (
@@ -28,6 +31,9 @@ from .dependencies import (
 )
 from .dependencies import (
     databases as databases,
+)
+from .dependencies import (
+    read_connection_for as read_connection_for,
 )
 from .dependencies import (
     session_for as session_for,
@@ -42,6 +48,7 @@ from .middleware import RequestContextMiddleware as RequestContextMiddleware
 __all__ = [
     "Connection",
     "DebugAccess",
+    "ReadConnection",
     "RequestContextMiddleware",
     "Session",
     "SyncSession",
@@ -50,6 +57,7 @@ __all__ = [
     "database_unavailable_handler",
     "databases",
     "install",
+    "read_connection_for",
     "session_for",
     "sync_session_for",
 ]

@@ -22,15 +22,18 @@ from ..settings import PRIMARY
 
 __all__ = [
     "Connection",
+    "ReadConnection",
     "Session",
     "SyncSession",
     "connection_for",
     "databases",
+    "read_connection_for",
     "session_for",
     "sync_session_for",
 ]
 
 STATE_KEY = "pooltender"
+FACTORY_KEY = "pooltender_factory"
 
 
 def databases(app: FastAPI | Starlette) -> Databases:
@@ -84,6 +87,18 @@ def connection_for(name: str) -> Any:
     return Depends(connection_dependency, scope="function")
 
 
+@functools.cache
+def read_connection_for(name: str) -> Any:
+    """The dependency giving a Core :class:`AsyncConnection` in autocommit mode (reads)."""
+
+    async def read_connection_dependency(request: Request) -> AsyncIterator[AsyncConnection]:
+        async with databases(request.app)[name].read_connection() as connection:
+            yield connection
+
+    read_connection_dependency.__name__ = f"pooltender_read_connection_{name}"
+    return Depends(read_connection_dependency, scope="function")
+
+
 Session = Annotated[AsyncSession, session_for(PRIMARY)]
 """The primary database's :class:`AsyncSession` for one request."""
 
@@ -92,3 +107,6 @@ SyncSession = Annotated[OrmSession, sync_session_for(PRIMARY)]
 
 Connection = Annotated[AsyncConnection, connection_for(PRIMARY)]
 """The primary database's Core connection in a transaction: the fast path."""
+
+ReadConnection = Annotated[AsyncConnection, read_connection_for(PRIMARY)]
+"""The primary database's Core connection in autocommit mode: no BEGIN/COMMIT round trips."""

@@ -18,7 +18,7 @@ from ..errors import DatabaseUnavailable, PooltenderError
 from ..metrics import PoolCollector
 from ..settings import PooltenderSettings
 from .debug import DebugAccess, debug_router
-from .dependencies import STATE_KEY
+from .dependencies import FACTORY_KEY, STATE_KEY
 from .middleware import RequestContextMiddleware
 from .routes import health_router
 
@@ -65,12 +65,13 @@ def install(
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
     app.state.pooltender_installed = True
     options = settings if settings is not None else PooltenderSettings()
-    factory = _factory(databases, options)
+    # Read at each start, so tests can swap it (pooltender.testing.override_databases).
+    setattr(app.state, FACTORY_KEY, _factory(databases, options))
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
-        dbs = factory()
+        dbs = getattr(app.state, FACTORY_KEY)()
         try:
             await dbs.start()
         except PooltenderError as exc:

@@ -44,7 +44,14 @@ def test_service_never_shows_the_password(proxy: Proxy) -> None:
         "DATABASE_ANALYTICS_START_MODE": "degraded",
     }
     with Service(env) as service, httpx.Client(base_url=service.url, timeout=10) as client:
-        paths = ["/users/1", "/health/ready", "/debug/pool-stats", "/metrics", "/debug/pool", "/_pool"]
+        paths = [
+            "/users/1",
+            "/health/ready",
+            "/debug/pool-stats",
+            "/metrics",
+            "/debug/pool",
+            "/_pool",
+        ]
         seen += [client.get(path).text for path in paths]  # database down
         proxy.restore()
         time.sleep(0.5)

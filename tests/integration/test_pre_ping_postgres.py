@@ -1,0 +1,37 @@
+"""A pooled PostgreSQL connection killed while idle is replaced by the pre-ping."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from pooltender import Database, DatabaseSettings
+from pooltender import pool as pool_module
+from pooltender.testing.plugin import DEFAULT_POSTGRES_URL, URL_VARIABLE
+
+pytestmark = pytest.mark.integration
+
+URL = os.environ.get(URL_VARIABLE, DEFAULT_POSTGRES_URL)
+PID = text("SELECT pg_backend_pid()")
+
+
+async def test_a_connection_killed_while_idle_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database(DatabaseSettings(url=URL, pool_size=1, max_overflow=0, warmup=1))
+    await db.start()
+    try:
+        async with db.connection() as connection:
+            killed = await connection.scalar(PID)
+        monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
+        admin = create_async_engine(URL)
+        try:
+            async with admin.connect() as connection:
+                await connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": killed})
+        finally:
+            await admin.dispose()
+        async with db.connection() as connection:
+            assert await connection.scalar(PID) != killed
+    finally:
+        await db.stop()

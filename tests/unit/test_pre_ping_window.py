@@ -1,0 +1,85 @@
+"""Pre-ping tests only connections idle for more than PRE_PING_IDLE seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from pooltender import DatabaseSettings, build_engine
+from pooltender import pool as pool_module
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'ping.sqlite'}", pool_size=1)
+    built = build_engine(settings)
+    assert isinstance(built, Engine)
+    yield built
+    built.dispose()
+
+
+def count_pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    pings: list[Any] = []
+    original = engine.dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return original(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", do_ping)
+    return pings
+
+
+def use(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def test_a_connection_returned_a_moment_ago_is_not_pinged(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings = count_pings(engine, monkeypatch)
+    for _ in range(3):
+        use(engine)
+    assert pings == []
+
+
+def test_a_connection_idle_past_the_window_is_pinged(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings = count_pings(engine, monkeypatch)
+    use(engine)
+    monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
+    use(engine)
+    assert len(pings) == 1
+
+
+def test_a_connection_failing_its_ping_is_replaced(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use(engine)
+    with engine.connect() as connection:
+        first = connection.connection.dbapi_connection
+    monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi_connection: False)
+    with engine.connect() as connection:
+        assert connection.connection.dbapi_connection is not first
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_pre_ping_off_never_pings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'x.sqlite'}", pool_pre_ping=False)
+    engine = build_engine(settings)
+    assert isinstance(engine, Engine)
+    try:
+        pings = count_pings(engine, monkeypatch)
+        monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
+        use(engine)
+        use(engine)
+        assert pings == []
+    finally:
+        engine.dispose()

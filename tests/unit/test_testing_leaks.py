@@ -1,0 +1,44 @@
+"""The plugin fails a test that leaves a connection checked out, naming the site."""
+
+from __future__ import annotations
+
+import pytest
+
+INI = """
+[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+"""
+
+LEAKY = """
+import pytest
+from sqlalchemy import text
+
+kept = []  # no garbage collection of the leaked connections during the run
+
+async def test_leaky(sqlite_database):
+    connection = await sqlite_database.engine.connect()
+    kept.append(connection)
+
+async def test_tidy(sqlite_database):
+    async with sqlite_database.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+@pytest.mark.pooltender_allow_leaks
+async def test_allowed(sqlite_database):
+    kept.append(await sqlite_database.engine.connect())
+"""
+
+
+def test_a_leaked_connection_fails_the_test_and_names_the_site(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_leak=LEAKY)
+    result = pytester.runpytest_subprocess("-p", "pooltender.testing.plugin")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the test left 1 connection checked out:*",
+            "*database 'primary': connection #1 checked out at test_leak.py:7 in test_leaky*",
+            "FAILED test_leak.py::test_leaky*",
+        ]
+    )
