@@ -43,6 +43,10 @@ from pooltender import Database, DatabaseSettings  # noqa: E402
 HTTP_APPS: dict[str, tuple[str, dict[str, str]]] = {
     "seed-style (async_sessionmaker)": ("seed", {}),
     "pooltender Session": ("pooltender", {}),
+    "pooltender Session, pre-ping window 0.5 s": (
+        "pooltender",
+        {"DATABASE_PRE_PING_WINDOW": "0.5"},
+    ),
     "pooltender Session, pre-ping off": ("pooltender", {"DATABASE_POOL_PRE_PING": "false"}),
     "pooltender Connection": ("connection", {}),
     "pooltender ReadConnection": ("readonly", {}),

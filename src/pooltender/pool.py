@@ -26,7 +26,6 @@ __all__ = ["Admission", "BurstLog", "GatedAsyncQueuePool", "GatedQueuePool", "wo
 
 logger = logging.getLogger("pooltender.pool")
 
-PRE_PING_IDLE = 0.5
 """Seconds a pooled connection may sit idle and still skip the pre-ping."""
 
 _RETURNED = "pooltender_returned"
@@ -184,18 +183,27 @@ def _capacity(pool: QueuePool) -> int:
 class _GatedPool(QueuePool):
     """A QueuePool whose checkouts pass through an :class:`Admission`.
 
-    Pre-ping (``pool_pre_ping=True``) tests only connections that sat idle in the
-    pool for more than :data:`PRE_PING_IDLE` seconds, as HikariCP's
-    ``aliveBypassWindowMs`` does: a connection returned a moment ago is alive, and
-    SQLAlchemy's asyncpg ping costs three round trips (``BEGIN``, ``;``,
-    ``ROLLBACK``) on every checkout otherwise.
+    With ``pre_ping_window`` > 0 (``DATABASE_PRE_PING_WINDOW``), pre-ping tests only
+    connections that sat idle in the pool for longer than that, as HikariCP's
+    ``aliveBypassWindowMs`` does: SQLAlchemy's asyncpg ping costs three round trips
+    (``BEGIN``, ``;``, ``ROLLBACK``) on every checkout. The price: a connection the
+    server dropped within the window fails its next request. At 0 (the default)
+    SQLAlchemy's own pre-ping tests every checkout.
     """
 
-    def __init__(self, creator: Any, admission: Admission | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        creator: Any,
+        admission: Admission | None = None,
+        pre_ping_window: float = 0.0,
+        **kw: Any,
+    ) -> None:
         super().__init__(creator, **kw)
         self.admission = admission
-        self.ping_idle: bool = self._pre_ping
-        self._pre_ping = False  # pinged in _do_get instead, when idle long enough
+        self.pre_ping_window = pre_ping_window
+        self.ping_idle: bool = self._pre_ping and pre_ping_window > 0
+        if self.ping_idle:
+            self._pre_ping = False  # pinged in _do_get instead, when idle long enough
 
     def _do_get(self) -> ConnectionPoolEntry:
         record: ConnectionPoolEntry
@@ -212,7 +220,7 @@ class _GatedPool(QueuePool):
         dbapi_connection = record.dbapi_connection
         if dbapi_connection is None or returned is None:
             return  # new, or reconnecting anyway
-        if time.monotonic() - returned <= PRE_PING_IDLE:
+        if time.monotonic() - returned <= self.pre_ping_window:
             return
         try:
             alive = self._dialect._do_ping_w_event(dbapi_connection)
@@ -230,6 +238,7 @@ class _GatedPool(QueuePool):
         new = super().recreate()
         assert isinstance(new, _GatedPool)
         new.admission = self.admission
+        new.pre_ping_window = self.pre_ping_window
         new.ping_idle = self.ping_idle
         return new
 

@@ -9,7 +9,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pooltender import Database, DatabaseSettings
-from pooltender import pool as pool_module
 from pooltender.testing.plugin import DEFAULT_POSTGRES_URL, URL_VARIABLE
 
 pytestmark = pytest.mark.integration
@@ -18,13 +17,12 @@ URL = os.environ.get(URL_VARIABLE, DEFAULT_POSTGRES_URL)
 PID = text("SELECT pg_backend_pid()")
 
 
-async def test_a_connection_killed_while_idle_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_connection_killed_while_idle_is_replaced() -> None:
     db = Database(DatabaseSettings(url=URL, pool_size=1, max_overflow=0, warmup=1))
     await db.start()
     try:
         async with db.connection() as connection:
             killed = await connection.scalar(PID)
-        monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
         admin = create_async_engine(URL)
         try:
             async with admin.connect() as connection:

@@ -1,4 +1,4 @@
-"""Pre-ping tests only connections idle for more than PRE_PING_IDLE seconds."""
+"""DATABASE_PRE_PING_WINDOW: pre-ping tests only connections idle longer than the window."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pooltender import DatabaseSettings, build_engine
-from pooltender import pool as pool_module
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'ping.sqlite'}", pool_size=1)
+    settings = DatabaseSettings(
+        url=f"sqlite:///{tmp_path / 'ping.sqlite'}", pool_size=1, pre_ping_window=60
+    )
     built = build_engine(settings)
     assert isinstance(built, Engine)
     yield built
@@ -53,7 +54,7 @@ def test_a_connection_idle_past_the_window_is_pinged(
 ) -> None:
     pings = count_pings(engine, monkeypatch)
     use(engine)
-    monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
+    monkeypatch.setattr(engine.pool, "pre_ping_window", -1.0)
     use(engine)
     assert len(pings) == 1
 
@@ -64,7 +65,7 @@ def test_a_connection_failing_its_ping_is_replaced(
     use(engine)
     with engine.connect() as connection:
         first = connection.connection.dbapi_connection
-    monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
+    monkeypatch.setattr(engine.pool, "pre_ping_window", -1.0)
     monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi_connection: False)
     with engine.connect() as connection:
         assert connection.connection.dbapi_connection is not first
@@ -72,14 +73,31 @@ def test_a_connection_failing_its_ping_is_replaced(
 
 
 def test_pre_ping_off_never_pings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'x.sqlite'}", pool_pre_ping=False)
+    settings = DatabaseSettings(
+        url=f"sqlite:///{tmp_path / 'x.sqlite'}", pool_pre_ping=False, pre_ping_window=60
+    )
     engine = build_engine(settings)
     assert isinstance(engine, Engine)
     try:
         pings = count_pings(engine, monkeypatch)
-        monkeypatch.setattr(pool_module, "PRE_PING_IDLE", -1.0)
+        monkeypatch.setattr(engine.pool, "pre_ping_window", -1.0)
         use(engine)
         use(engine)
         assert pings == []
+    finally:
+        engine.dispose()
+
+
+def test_without_a_window_every_checkout_is_pinged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'every.sqlite'}", pool_size=1)
+    engine = build_engine(settings)
+    assert isinstance(engine, Engine)
+    try:
+        pings = count_pings(engine, monkeypatch)
+        for _ in range(3):
+            use(engine)
+        assert len(pings) == 2  # the first checkout opens a new connection
     finally:
         engine.dispose()
