@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -96,7 +97,8 @@ class EventIn(BaseModel):
     user_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
-DbId = Annotated[int, Query(ge=1, le=2**31 - 1)]
+# Ids fit every backend's 32-bit integer: a larger one is a 422, not a driver error.
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 # -- the app --------------------------------------------------------------------------------
@@ -135,11 +137,11 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         return user
 
     @app.get("/users/{user_id}", response_model=UserOut)
-    async def get_user(user_id: int, session: Session) -> User:
+    async def get_user(user_id: DbId, session: Session) -> User:
         return await _user_or_404(session, user_id)
 
     @app.patch("/users/{user_id}", response_model=UserOut)
-    async def update_user(user_id: int, body: UserPatch, session: Session) -> User:
+    async def update_user(user_id: DbId, body: UserPatch, session: Session) -> User:
         user = await _user_or_404(session, user_id)
         if body.name is not None:
             user.name = body.name
@@ -152,13 +154,13 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         return user
 
     @app.delete("/users/{user_id}", status_code=204)
-    async def delete_user(user_id: int, session: Session) -> Response:
+    async def delete_user(user_id: DbId, session: Session) -> Response:
         user = await _user_or_404(session, user_id)
         await session.delete(user)
         return Response(status_code=204)
 
     @app.get("/users/{user_id}/items", response_model=list[ItemOut])
-    async def list_items(user_id: int, session: Session) -> list[Item]:
+    async def list_items(user_id: DbId, session: Session) -> list[Item]:
         await _user_or_404(session, user_id)
         result = await session.scalars(
             select(Item).where(Item.owner_id == user_id).order_by(Item.id)
@@ -166,7 +168,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         return list(result)
 
     @app.post("/users/{user_id}/items", response_model=ItemOut, status_code=201)
-    async def create_item(user_id: int, body: ItemIn, session: Session) -> Item:
+    async def create_item(user_id: DbId, body: ItemIn, session: Session) -> Item:
         await _user_or_404(session, user_id)
         item = Item(owner_id=user_id, title=body.title, price_cents=body.price_cents)
         session.add(item)
@@ -174,7 +176,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         return item
 
     @app.get("/items/{item_id}", response_model=ItemOut)
-    async def get_item(item_id: int, session: Session) -> Item:
+    async def get_item(item_id: DbId, session: Session) -> Item:
         item = await session.get(Item, item_id)
         if item is None:
             raise HTTPException(404, f"no item {item_id}")

@@ -1,22 +1,25 @@
-"""The service, fuzzed from its OpenAPI schema: no input makes it answer 500.
+"""Services fuzzed from their OpenAPI schema: no input makes them answer 500.
 
-The demo app is not in this build yet; the fuzzed app is the test suite's own
-(``tests/support/app.py``: the README's smallest example plus a few routes, one of
-which writes). The service runs for real (uvicorn, PostgreSQL); every generated
-request must get an answer below 500, or 503 (the documented refusal).
+Two services run for real (uvicorn): the demo (``pooltender demo``, on SQLite files)
+and the test suite's own app (``tests/support/app.py``: the README's smallest example
+plus a few routes, one of which writes, on PostgreSQL). Every generated request must
+get an answer below 500, or 503 (the documented refusal).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 import schemathesis
 from hypothesis import given, settings
 
+from pooltender.demo import create_app
 from tests.support.pg import PG_URL
+from tests.support.servers import serve
 from tests.support.service import Service
 
 pytestmark = pytest.mark.integration
@@ -39,9 +42,18 @@ def service(admin_module: psycopg.Connection) -> Iterator[Service]:
 
 
 def test_no_input_makes_a_500(service: Service) -> None:
+    fuzz(service.url)
+
+
+def test_no_input_makes_the_demo_answer_500(tmp_path: Path) -> None:
+    with serve(create_app({"POOLTENDER_DEMO_DIR": str(tmp_path)})) as url:
+        fuzz(url)
+
+
+def fuzz(base_url: str) -> None:
     # Driven through hypothesis directly: schemathesis' pytest plugin does not run on
     # this pytest version.
-    schema = schemathesis.openapi.from_url(service.url + "/openapi.json")
+    schema = schemathesis.openapi.from_url(base_url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 5
     calls = 0
@@ -53,7 +65,7 @@ def test_no_input_makes_a_500(service: Service) -> None:
         def check(case: schemathesis.Case) -> None:
             nonlocal calls
             calls += 1
-            response = case.call(base_url=service.url, timeout=10)
+            response = case.call(base_url=base_url, timeout=10)
             assert response.status_code < 500 or response.status_code == 503, (
                 f"{case.method} {case.formatted_path} -> {response.status_code}:"
                 f" {response.text[:300]}"
