@@ -179,7 +179,7 @@ def test_a_session_left_open_fails_the_test(pytester: pytest.Pytester) -> None:
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     )
     pytester.makepyfile(test_leak=LEAKY)
-    result = pytester.runpytest_subprocess("-p", "pooltender.testing.plugin")
+    result = pytester.runpytest_subprocess()  # the entry point loads the plugin
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [

@@ -50,7 +50,8 @@ def test_demo_crud_and_analytics(tmp_path: Path) -> None:
         assert client.post("/analytics/events", json={"kind": "click"}).status_code == 201
         assert client.delete(f"/users/{ada['id']}").status_code == 204
         assert client.get(f"/users/{ada['id']}").status_code == 404
-        assert client.get("/users/0").status_code == 404
+        assert client.get("/users/0").status_code == 422  # ids start at 1
+        assert client.get("/users/999999").status_code == 404
         assert client.post("/users", json={"name": "", "email": "bad"}).status_code == 422
         assert client.get("/reports/slow", params={"seconds": 99}).status_code == 422
     # a second start finds the seeded data and does not seed again

@@ -16,6 +16,7 @@ BAD = {
     "POOL_TIMEOUT": ["soon", "0", "-1"],
     "POOL_RECYCLE": ["hourly", "-2"],
     "POOL_PRE_PING": ["maybe", "2"],
+    "PRE_PING_WINDOW": ["brief", "-0.5"],
     "MAX_WAITING": ["many", "-2"],
     "LEAK_THRESHOLD": ["long", "0"],
     "STATEMENT_TIMEOUT": ["fast", "0", "-3"],

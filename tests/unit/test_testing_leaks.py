@@ -33,7 +33,7 @@ async def test_allowed(sqlite_database):
 def test_a_leaked_connection_fails_the_test_and_names_the_site(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
     pytester.makepyfile(test_leak=LEAKY)
-    result = pytester.runpytest_subprocess("-p", "pooltender.testing.plugin")
+    result = pytester.runpytest_subprocess()  # the entry point loads the plugin
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
