@@ -8,7 +8,8 @@ failed to commit.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 from starlette.applications import Starlette
 
-from ..database import Databases
+from ..database import Database, Databases
 from ..errors import LifecycleError
 from ..settings import PRIMARY
 
@@ -47,6 +48,19 @@ def databases(app: FastAPI | Starlette) -> Databases:
     return dbs
 
 
+def _async_dependency(
+    name: str, kind: str, open_: Callable[[Database], AbstractAsyncContextManager[Any]]
+) -> Any:
+    """A request dependency yielding what ``open_`` opens on database ``name``."""
+
+    async def dependency(request: Request) -> AsyncIterator[Any]:
+        async with open_(databases(request.app)[name]) as resource:
+            yield resource
+
+    dependency.__name__ = f"pooltender_{kind}_{name}"
+    return Depends(dependency, scope="function")
+
+
 @functools.cache
 def session_for(name: str) -> Any:
     """The dependency giving an :class:`AsyncSession` of database ``name``.
@@ -54,13 +68,19 @@ def session_for(name: str) -> Any:
     ``session: Annotated[AsyncSession, session_for("analytics")]``. The session
     commits when the route returns, rolls back when it raises.
     """
+    return _async_dependency(name, "session", Database.session)
 
-    async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
-        async with databases(request.app)[name].session() as session:
-            yield session
 
-    session_dependency.__name__ = f"pooltender_session_{name}"
-    return Depends(session_dependency, scope="function")
+@functools.cache
+def connection_for(name: str) -> Any:
+    """The dependency giving a Core :class:`AsyncConnection` inside a transaction."""
+    return _async_dependency(name, "connection", Database.connection)
+
+
+@functools.cache
+def read_connection_for(name: str) -> Any:
+    """The dependency giving a Core :class:`AsyncConnection` in autocommit mode (reads)."""
+    return _async_dependency(name, "read_connection", Database.read_connection)
 
 
 @functools.cache
@@ -73,30 +93,6 @@ def sync_session_for(name: str) -> Any:
 
     sync_session_dependency.__name__ = f"pooltender_sync_session_{name}"
     return Depends(sync_session_dependency, scope="function")
-
-
-@functools.cache
-def connection_for(name: str) -> Any:
-    """The dependency giving a Core :class:`AsyncConnection` inside a transaction."""
-
-    async def connection_dependency(request: Request) -> AsyncIterator[AsyncConnection]:
-        async with databases(request.app)[name].connection() as connection:
-            yield connection
-
-    connection_dependency.__name__ = f"pooltender_connection_{name}"
-    return Depends(connection_dependency, scope="function")
-
-
-@functools.cache
-def read_connection_for(name: str) -> Any:
-    """The dependency giving a Core :class:`AsyncConnection` in autocommit mode (reads)."""
-
-    async def read_connection_dependency(request: Request) -> AsyncIterator[AsyncConnection]:
-        async with databases(request.app)[name].read_connection() as connection:
-            yield connection
-
-    read_connection_dependency.__name__ = f"pooltender_read_connection_{name}"
-    return Depends(read_connection_dependency, scope="function")
 
 
 Session = Annotated[AsyncSession, session_for(PRIMARY)]
