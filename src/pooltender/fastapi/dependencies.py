@@ -8,7 +8,7 @@ failed to commit.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 from starlette.applications import Starlette
 
-from ..database import Database, Databases
+from ..database import Databases
 from ..errors import LifecycleError
 from ..settings import PRIMARY
 
@@ -48,16 +48,19 @@ def databases(app: FastAPI | Starlette) -> Databases:
     return dbs
 
 
-def _async_dependency(
-    name: str, kind: str, open_: Callable[[Database], AbstractAsyncContextManager[Any]]
-) -> Any:
-    """A request dependency yielding what ``open_`` opens on database ``name``."""
+def _async_dependency(name: str, method: str) -> Any:
+    """A request dependency yielding ``databases(app)[name].<method>()``.
+
+    The method is looked up on the running database, so a subclass's override
+    (e.g. the test databases of :mod:`pooltender.testing`) is the one called.
+    """
 
     async def dependency(request: Request) -> AsyncIterator[Any]:
-        async with open_(databases(request.app)[name]) as resource:
+        opened: AbstractAsyncContextManager[Any] = getattr(databases(request.app)[name], method)()
+        async with opened as resource:
             yield resource
 
-    dependency.__name__ = f"pooltender_{kind}_{name}"
+    dependency.__name__ = f"pooltender_{method}_{name}"
     return Depends(dependency, scope="function")
 
 
@@ -68,19 +71,19 @@ def session_for(name: str) -> Any:
     ``session: Annotated[AsyncSession, session_for("analytics")]``. The session
     commits when the route returns, rolls back when it raises.
     """
-    return _async_dependency(name, "session", Database.session)
+    return _async_dependency(name, "session")
 
 
 @functools.cache
 def connection_for(name: str) -> Any:
     """The dependency giving a Core :class:`AsyncConnection` inside a transaction."""
-    return _async_dependency(name, "connection", Database.connection)
+    return _async_dependency(name, "connection")
 
 
 @functools.cache
 def read_connection_for(name: str) -> Any:
     """The dependency giving a Core :class:`AsyncConnection` in autocommit mode (reads)."""
-    return _async_dependency(name, "read_connection", Database.read_connection)
+    return _async_dependency(name, "read_connection")
 
 
 @functools.cache
