@@ -146,6 +146,8 @@ def _install_events(
 ) -> None:
     name, host = settings.name, settings.host
     password = settings.url.password
+    if settings.driver.name == "asyncpg":
+        engine.dialect.do_ping = _asyncpg_ping  # type: ignore[method-assign]
     command_timeout: float | None = _connect_args(settings).get("command_timeout")
     if command_timeout is not None:
         _guard_ping(engine.dialect, command_timeout)
@@ -192,7 +194,13 @@ def _install_events(
                 "the connection was dropped",
                 retry_after=settings.retry_after,
             )
-        if context.is_disconnect and not context.is_pre_ping:
+        if (
+            context.is_disconnect
+            and not context.is_pre_ping
+            # A cancellation (asyncio.timeout, a task cancelled) in the middle of a
+            # statement also invalidates the connection; it must stay a cancellation.
+            and isinstance(context.original_exception, Exception)
+        ):
             raise DatabaseUnreachable(
                 name,
                 f"database {name!r} at {host}: the connection was lost: "
@@ -249,6 +257,25 @@ def _install_events(
                 cursor.close()
 
     logger.debug("engine for database %r: %s", name, redact_url(settings.url))
+
+
+def _asyncpg_ping(dbapi_connection: Any) -> bool:
+    """The pre-ping of an asyncpg connection: one round trip.
+
+    SQLAlchemy's asyncpg ping sends ``BEGIN``, ``;`` and ``ROLLBACK`` (three round
+    trips): its ``;`` goes over the extended protocol (Parse/Bind/Execute), which
+    PgBouncer in transaction mode can split between server connections unless a
+    transaction holds them together. ``SELECT 1`` over the *simple* protocol (asyncpg's
+    ``execute`` without arguments) is one message and one implicit transaction, with no
+    prepared statement: safe behind PgBouncer. (Not the empty query: asyncpg fails on
+    the server's EmptyQueryResponse.) Errors are translated to the DBAPI ones, so the
+    pool recognises a lost connection and replaces it.
+    """
+    try:
+        dbapi_connection.await_(dbapi_connection.driver_connection.execute("SELECT 1"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)
+    return True
 
 
 def _guard_ping(dialect: Dialect, timeout: float) -> None:

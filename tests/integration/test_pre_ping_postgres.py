@@ -33,3 +33,29 @@ async def test_a_connection_killed_while_idle_is_replaced() -> None:
             assert await connection.scalar(PID) != killed
     finally:
         await db.stop()
+
+
+async def test_the_pre_ping_is_one_simple_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncpg's pre-ping is ``SELECT 1`` over the simple protocol: no BEGIN/ROLLBACK
+    around it (SQLAlchemy's own ping costs three round trips), no prepared statement."""
+    import asyncpg
+
+    db = Database(DatabaseSettings(url=URL, pool_size=1, max_overflow=0, warmup=1))
+    await db.start()
+    sent: list[str] = []
+    try:
+        for name in ("execute", "fetch", "fetchrow", "fetchval", "prepare"):
+            original = getattr(asyncpg.Connection, name)
+
+            def record(self: object, query: str, *args: object, _o=original, **kw: object):  # type: ignore[no-untyped-def]
+                sent.append(query)
+                return _o(self, query, *args, **kw)
+
+            monkeypatch.setattr(asyncpg.Connection, name, record)
+        async with db.read_connection() as connection:
+            assert await connection.scalar(text("SELECT 41 + 1")) == 42
+        assert sent[0] == "SELECT 1"
+        assert not [q for q in sent if q.strip().upper() in ("BEGIN;", "ROLLBACK;", ";")]
+    finally:
+        monkeypatch.undo()
+        await db.stop()
