@@ -285,9 +285,17 @@ class Database:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """An :class:`AsyncSession`: commit on success, roll back on any exception
-        (cancellation included), connection always returned to the pool."""
+        (cancellation included), connection always returned to the pool.
+
+        When the pool is exhausted and its wait queue full, raises
+        :class:`PoolOverloaded` at once, before the caller's work starts (the session
+        would otherwise be refused at its first statement).
+        """
         self.engine  # noqa: B018 - raises LifecycleError unless started on an async driver
         assert self._sessionmaker is not None
+        pool = self._pool()
+        if isinstance(pool, QueuePool):
+            self.admission.admit(pool)  # fail fast, before the caller's work starts
         session = self._sessionmaker()
         try:
             yield session
@@ -395,9 +403,20 @@ class Database:
 async def _finish(step: Callable[[], Awaitable[None]]) -> None:
     """Run a clean-up step to the end even if the caller is being cancelled.
 
-    Shielded from anyio cancel scopes; a native ``Task.cancel()`` is absorbed by
-    ``asyncio.shield`` and the step completes in its own task.
+    The step runs inline, shielded from anyio cancel scopes (a client that goes away
+    cancels the request's scope). A task already being cancelled natively
+    (``Task.cancel()``, ``asyncio.timeout``) runs the step in a task of its own behind
+    ``asyncio.shield``, so the step completes while the cancellation propagates. A
+    native cancel that lands *during* an inline step interrupts it; SQLAlchemy then
+    invalidates the connection and returns its slot to the pool (nothing leaks, the
+    pool opens a new connection later). That is the rare case; the common one costs no
+    task and no extra turn of the event loop.
     """
+    current = asyncio.current_task()
+    if current is not None and not current.cancelling():
+        with anyio.CancelScope(shield=True):
+            await step()
+        return
     task = asyncio.ensure_future(step())
     _cleanups.add(task)
     task.add_done_callback(_cleanups.discard)

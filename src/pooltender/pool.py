@@ -152,6 +152,17 @@ class Admission:
         self._refuse(error)
         return error
 
+    def admit(self, pool: QueuePool) -> None:
+        """Raise :class:`PoolOverloaded` now if a checkout would be refused now.
+
+        For work that checks out later (a session connects at its first statement):
+        refusing before it starts costs the caller nothing and leaves nothing half done.
+        """
+        if self.wait_limit is not None and self.waiting >= self.wait_limit and would_wait(pool):
+            with self._lock:
+                self.rejected += 1
+            raise self.overloaded(pool)
+
     def checkout(self, pool: QueuePool, get: Callable[[], ConnectionPoolEntry]) -> Any:
         start = time.perf_counter()
         if would_wait(pool):

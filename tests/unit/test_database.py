@@ -17,6 +17,7 @@ from pooltender import (
     Databases,
     DatabaseSettings,
     LifecycleError,
+    PoolOverloaded,
     StartupError,
 )
 
@@ -113,6 +114,58 @@ async def test_cancelled_session_returns_its_connection(tmp_path: Path) -> None:
         gc.collect()
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert not [w for w in caught if "non-checked-in connection" in str(w.message)]
+    await db.stop()
+
+
+@pytest.mark.parametrize("method", ["session", "connection", "read_connection"])
+async def test_a_cancel_landing_inside_the_clean_up_still_returns_the_connection(
+    tmp_path: Path, method: str
+) -> None:
+    """The clean-up runs inline; a native cancel that interrupts it mid-way must not
+    leak the connection (SQLAlchemy invalidates it and returns its slot)."""
+    db = Database(DatabaseSettings(url=file_url(tmp_path)))
+    await db.start()
+    returned = asyncio.Event()
+
+    async def work() -> None:
+        async with getattr(db, method)() as conn:
+            await conn.execute(text("SELECT 1"))
+            # delivered at the clean-up's first suspension (commit, rollback or reset)
+            asyncio.get_running_loop().call_soon(task.cancel)
+        returned.set()
+
+    task = asyncio.create_task(work())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not returned.is_set()  # the cancel did land inside the clean-up
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert not [w for w in caught if "non-checked-in connection" in str(w.message)]
+    async with getattr(db, method)() as conn:  # the pool still serves
+        assert (await conn.execute(text("SELECT 2"))).scalar() == 2
+    await db.stop()
+
+
+async def test_an_overloaded_pool_refuses_a_session_before_its_work_starts(
+    tmp_path: Path,
+) -> None:
+    db = Database(
+        DatabaseSettings(url=file_url(tmp_path), pool_size=1, max_overflow=0, max_waiting=0)
+    )
+    await db.start()
+    ran = False
+    async with db.session() as holder:
+        await holder.execute(text("SELECT 1"))  # the pool's only connection is now in use
+        with pytest.raises(PoolOverloaded, match="overloaded") as refused:
+            async with db.session():
+                ran = True
+        assert refused.value.retry_after == db.settings.retry_after
+    assert not ran
+    assert db.admission.rejected == 1
+    async with db.session() as session:  # served again once the connection is back
+        assert (await session.execute(text("SELECT 2"))).scalar() == 2
     await db.stop()
 
 
