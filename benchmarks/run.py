@@ -5,7 +5,9 @@
 Prints Markdown tables and writes ``benchmarks/results.json``. Needs PostgreSQL
 (``BENCH_DATABASE_URL``, default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``)
 and ``wrk`` (Debian: ``apt-get install wrk``). Each app is a real uvicorn server
-(1 worker) on an ephemeral port, started and stopped in turn.
+(1 worker) on an ephemeral port, started and stopped in turn: by default with uvloop
+and httptools, as ``uvicorn[standard]`` (and ``fastapi[standard]``) run in production;
+``--server plain`` for the pure-Python asyncio loop and h11.
 
 1. connect: a new connection + ``SELECT 1`` vs a pooled checkout + ``SELECT 1``.
 2. http: ``GET /users/{id}`` under ``wrk``: seed-style app, pooltender ``Session``,
@@ -43,15 +45,16 @@ from pooltender import Database, DatabaseSettings  # noqa: E402
 HTTP_APPS: dict[str, tuple[str, dict[str, str]]] = {
     "seed-style (async_sessionmaker)": ("seed", {}),
     "pooltender Session": ("pooltender", {}),
-    "pooltender Session, pre-ping window 0.5 s": (
-        "pooltender",
-        {"DATABASE_PRE_PING_WINDOW": "0.5"},
-    ),
+    "pooltender Session, monitor off": ("pooltender", {"POOLTENDER_MONITOR": "false"}),
     "pooltender Session, pre-ping off": ("pooltender", {"DATABASE_POOL_PRE_PING": "false"}),
     "pooltender Connection": ("connection", {}),
     "pooltender ReadConnection": ("readonly", {}),
     "NullPool": ("nullpool", {}),
     "raw asyncpg pool (ceiling)": ("asyncpg", {}),
+}
+SERVER_OPTIONS = {
+    "standard": ["--loop", "uvloop", "--http", "httptools"],
+    "plain": ["--loop", "asyncio", "--http", "h11"],
 }
 OVERLOAD_ENV = {
     "DATABASE_POOL_SIZE": "5",
@@ -147,7 +150,7 @@ async def request_paths(rounds: int, batches: int = 7) -> dict[str, float]:
 class Server:
     """``uvicorn benchmarks.apps:create_app`` on an ephemeral port, 1 worker."""
 
-    def __init__(self, app: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, app: str, env: dict[str, str] | None, server: str) -> None:
         self.app = app
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -166,11 +169,12 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
+                "tests.support.uvicorn_fd",  # uvicorn, TCP_NODELAY on the inherited socket
                 "--factory",
                 "benchmarks.apps:create_app",
                 "--fd",
                 str(fd),
+                *SERVER_OPTIONS[server],
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -225,10 +229,10 @@ def wrk(port: int, path: str, duration: float, connections: int) -> dict[str, An
     return result
 
 
-def http_throughput(duration: float, connections: int) -> dict[str, Any]:
+def http_throughput(duration: float, connections: int, server_kind: str) -> dict[str, Any]:
     results = {}
     for app, (kind, env) in HTTP_APPS.items():
-        with Server(kind, env) as server:
+        with Server(kind, env, server_kind) as server:
             wrk(server.port, "/users/7", 2, connections)  # warm-up
             results[app] = wrk(server.port, "/users/7", duration, connections)
         print(f"  {app}: {results[app]['rps']:.0f} req/s", file=sys.stderr)
@@ -256,7 +260,7 @@ def loadgen(port: int, duration: float, clients: int, honor: bool) -> dict[str, 
     return json.loads(out)
 
 
-def overload(duration: float, clients: int) -> dict[str, Any]:
+def overload(duration: float, clients: int, server_kind: str) -> dict[str, Any]:
     runs = {
         "seed (pool 5, overflow 0, timeout 30 s)": (
             "seed",
@@ -268,7 +272,7 @@ def overload(duration: float, clients: int) -> dict[str, Any]:
     }
     results = {}
     for label, (app, env, honor) in runs.items():
-        with Server(app, env) as server:
+        with Server(app, env, server_kind) as server:
             results[label] = loadgen(server.port, duration, clients, honor)
         print(f"  {label}: {results[label]['statuses'].keys()}", file=sys.stderr)
     return results
@@ -372,6 +376,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--clients", type=int, default=200, help="overload clients")
     parser.add_argument("--only", default="connect,http,overload")
+    parser.add_argument("--server", choices=sorted(SERVER_OPTIONS), default="standard")
     parser.add_argument("--max-waiting", default=OVERLOAD_ENV["DATABASE_MAX_WAITING"])
     parser.add_argument("--pool-timeout", default=OVERLOAD_ENV["DATABASE_POOL_TIMEOUT"])
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"))
@@ -385,6 +390,7 @@ def main() -> None:
         "settings": {
             "overload": OVERLOAD_ENV,
             "wrk_connections": args.connections,
+            "server": f"uvicorn {' '.join(SERVER_OPTIONS[args.server])}",
             "duration": args.duration,
         },
     }
@@ -394,9 +400,9 @@ def main() -> None:
             results["connect"] = asyncio.run(connect_vs_pooled(300))
             results["paths"] = asyncio.run(request_paths(300))
         if "http" in parts:
-            results["http"] = http_throughput(args.duration, args.connections)
+            results["http"] = http_throughput(args.duration, args.connections, args.server)
         if "overload" in parts:
-            results["overload"] = overload(args.duration, args.clients)
+            results["overload"] = overload(args.duration, args.clients, args.server)
     finally:
         asyncio.run(teardown())
     Path(args.output).write_text(json.dumps(results, indent=2))

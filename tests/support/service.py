@@ -1,7 +1,8 @@
 """Run a FastAPI app as a real uvicorn server in a subprocess, on an ephemeral port.
 
-The listening socket is bound here (port 0) and handed to uvicorn with ``--fd``: no
-port race, and ``--workers N`` shares it. The server's output goes to a file the
+The listening socket is bound here (port 0) and handed to uvicorn with ``--fd``
+(through :mod:`tests.support.uvicorn_fd`, which keeps it a TCP socket): no port race,
+and ``--workers N`` shares it. The server's output goes to a file the
 test can read (``service.output()``).
 """
 
@@ -61,7 +62,7 @@ class Service:
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
         env["PYTHONWARNINGS"] = "always"
         env.update(self.env)
-        command = [sys.executable, "-m", "uvicorn", self.app, "--fd", str(fd)]
+        command = [sys.executable, "-m", "tests.support.uvicorn_fd", self.app, "--fd", str(fd)]
         command += ["--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "3"]
         if self.workers > 1:
             command += ["--workers", str(self.workers)]
