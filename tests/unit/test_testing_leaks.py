@@ -42,3 +42,39 @@ def test_a_leaked_connection_fails_the_test_and_names_the_site(pytester: pytest.
             "FAILED test_leak.py::test_leaky*",
         ]
     )
+
+
+TWO_DATABASES = """
+from pooltender import DatabaseState
+
+made = []
+kept = []
+
+async def test_leaky_second_database(make_sqlite_database):
+    made.append(await make_sqlite_database())
+    analytics = await make_sqlite_database("analytics")
+    made.append(analytics)
+    kept.append(await analytics.engine.connect())
+
+def test_both_were_stopped_after_the_test():
+    assert [db.name for db in made] == ["primary", "analytics"]
+    assert [db.state for db in made] == [DatabaseState.STOPPED] * 2
+"""
+
+
+def test_every_database_of_the_factory_is_leak_checked_and_stopped(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_two=TWO_DATABASES)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the test left 1 connection checked out:*",
+            "*database 'analytics': connection #1 checked out at test_two.py:10"
+            " in test_leaky_second_database*",
+            "FAILED test_two.py::test_leaky_second_database*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*database 'primary'*")
