@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
+import sysconfig
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI
@@ -20,6 +22,7 @@ from pooltender import Database, Databases, DatabaseSettings
 from pooltender.fastapi import Connection, Session, databases, install, session_for
 from pooltender.testing import (
     async_client,
+    checkout_site,
     override_databases,
     pool_usage,
     tracker_for,
@@ -209,3 +212,12 @@ async def test_an_app_serves_each_name_from_its_test_database(
         assert (await session.scalars(select(events.c.kind))).all() == ["added x"]
     async with primary.session() as session:
         assert (await session.scalars(select(items.c.name))).all() == ["x"]
+
+
+def test_an_installed_service_is_user_code_for_checkout_sites() -> None:
+    # A service installed into site-packages (a Docker image's usual layout): its
+    # routes are where connections are taken, not library frames to walk past.
+    routes = os.path.join(sysconfig.get_paths()["purelib"], "shop", "routes.py")
+    namespace: dict[str, Any] = {"checkout_site": checkout_site}
+    exec(compile("def handler():\n    return checkout_site()\n", routes, "exec"), namespace)
+    assert namespace["handler"]() == f"{routes}:2 in handler"
