@@ -221,3 +221,19 @@ def test_an_installed_service_is_user_code_for_checkout_sites() -> None:
     namespace: dict[str, Any] = {"checkout_site": checkout_site}
     exec(compile("def handler():\n    return checkout_site()\n", routes, "exec"), namespace)
     assert namespace["handler"]() == f"{routes}:2 in handler"
+
+
+async def test_an_unhandled_error_is_raised_unless_the_500_answer_is_wanted(
+    sqlite_database: Database,
+) -> None:
+    app = make_app()
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("crash in the route")
+
+    async with async_client(app, sqlite_database) as client:
+        with pytest.raises(RuntimeError, match="crash in the route"):
+            await client.get("/crash")
+    async with async_client(app, sqlite_database, raise_app_exceptions=False) as client:
+        assert (await client.get("/crash")).status_code == 500
