@@ -78,3 +78,36 @@ def test_every_database_of_the_factory_is_leak_checked_and_stopped(
         ]
     )
     result.stdout.no_fnmatch_line("*database 'primary'*")
+
+
+LEAKY_ROUTE = """
+from fastapi import FastAPI
+from pooltender import Databases
+from pooltender.fastapi import databases, install
+from pooltender.testing import async_client
+
+kept = []
+app = FastAPI()
+install(app, lambda: Databases())
+
+@app.get("/report")
+async def report() -> None:
+    kept.append(await databases(app).primary.engine.connect())
+
+async def test_a_request_to_a_leaky_route(sqlite_database):
+    async with async_client(app, sqlite_database) as client:
+        assert (await client.get("/report")).status_code == 200
+"""
+
+
+def test_a_connection_leaked_by_a_route_names_the_routes_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_route=LEAKY_ROUTE)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the test left 1 connection checked out:*",
+            "*database 'primary': connection #1 checked out at test_route.py:12 in report*",
+        ]
+    )
