@@ -187,3 +187,56 @@ def test_a_session_left_open_fails_the_test(pytester: pytest.Pytester) -> None:
             " test_leak.py:9 in test_session_left_open*"
         ]
     )
+
+
+TWO_DATABASES = """
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+
+primary_tables = MetaData()
+notes = Table("t6_two_notes", primary_tables, Column("id", Integer, primary_key=True))
+analytics_tables = MetaData()
+events = Table("t6_two_events", analytics_tables, Column("kind", String(20)))
+kept = []
+
+async def test_both_commit(make_postgres_database):
+    primary = await make_postgres_database(metadata=primary_tables)
+    analytics = await make_postgres_database("analytics", metadata=analytics_tables)
+    async with primary.session() as session:
+        await session.execute(insert(notes).values(id=1))
+        await session.commit()
+    async with analytics.session() as session:
+        await session.execute(insert(events).values(kind="click"))
+    async with analytics.connection() as connection:
+        assert (await connection.scalars(select(events.c.kind))).all() == ["click"]
+        # a transaction of its own: the primary's uncommitted table is not there
+        assert await connection.scalar(text("SELECT to_regclass('t6_two_notes')")) is None
+
+async def test_a_session_left_open_on_the_second(make_postgres_database):
+    await make_postgres_database()
+    analytics = await make_postgres_database("analytics")
+    context = analytics.session()
+    kept.append(context)
+    session = await context.__aenter__()
+    await session.execute(text("SELECT 1"))
+"""
+
+
+def test_two_isolated_databases_are_both_rolled_back_and_leak_checked(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_two=TWO_DATABASES)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the test left 1 connection checked out:*",
+            "*database 'analytics': connection #1 checked out at"
+            " test_two.py:27 in test_a_session_left_open_on_the_second*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*database 'primary'*")
+    assert not asyncio.run(table_exists("t6_two_notes"))
+    assert not asyncio.run(table_exists("t6_two_events"))

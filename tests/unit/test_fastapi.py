@@ -13,8 +13,9 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from pooltender import Databases, LifecycleError, PooltenderError
+from pooltender import Database, Databases, LifecycleError, PooltenderError
 from pooltender.fastapi import Connection, Session, SyncSession, databases, install
+from pooltender.testing import async_client, pool_usage
 from tests.support.servers import serve
 
 
@@ -82,15 +83,19 @@ def test_install_twice_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fail", ["http", "crash"])
-def test_a_route_that_writes_then_raises_leaves_nothing(tmp_path: Path, fail: str) -> None:
-    app = make_app(tmp_path)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        assert client.post("/write").status_code == 200
-        response = client.post(f"/write?fail={fail}")
+async def test_a_route_that_writes_then_raises_leaves_nothing(
+    tmp_path: Path, sqlite_database: Database, fail: str
+) -> None:
+    app = make_app(tmp_path)  # served from the plugin's in-memory database instead
+    async with async_client(app, sqlite_database, raise_app_exceptions=False) as client:
+        assert (await client.post("/write")).status_code == 200
+        with pool_usage(sqlite_database) as usage:
+            response = await client.post(f"/write?fail={fail}")
         assert response.status_code == (409 if fail == "http" else 500)
-        assert client.get("/count").json() == {"n": 1}
-        assert client.get("/core").json() == {"n": 1}
-        assert databases(app).primary.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert (usage.checkouts, usage.checked_out) == (1, 0)  # taken, and returned
+        assert (await client.get("/count")).json() == {"n": 1}
+        assert (await client.get("/core")).json() == {"n": 1}
+        assert sqlite_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 def test_commit_happens_before_the_response(tmp_path: Path) -> None:

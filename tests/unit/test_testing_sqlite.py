@@ -4,23 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
+import sysconfig
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from starlette.testclient import TestClient
 
 from pooltender import Database, Databases, DatabaseSettings
-from pooltender.fastapi import Connection, Session, databases, install
-from pooltender.testing import async_client, override_databases, pool_usage, tracker_for
+from pooltender.fastapi import Connection, Session, databases, install, session_for
+from pooltender.testing import (
+    async_client,
+    checkout_site,
+    override_databases,
+    pool_usage,
+    tracker_for,
+)
+from pooltender.testing.plugin import DatabaseFactory
 
 metadata = MetaData()
 items = Table(
     "t6_items", metadata, Column("id", Integer, primary_key=True), Column("name", String(50))
+)
+
+analytics_metadata = MetaData()
+events = Table(
+    "t6_events",
+    analytics_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(50)),
 )
 
 
@@ -149,3 +168,72 @@ async def test_read_connection_autocommits(sqlite_database: Database) -> None:
         await connection.execute(insert(items).values(name="autocommitted"))
     async with sqlite_database.connection() as connection:
         assert (await connection.scalars(select(items.c.name))).all() == ["autocommitted"]
+
+
+async def test_the_factory_gives_named_databases_each_with_its_own_tables(
+    make_sqlite_database: DatabaseFactory[Database],
+) -> None:
+    primary = await make_sqlite_database()  # the pooltender_metadata fixture's tables
+    analytics = await make_sqlite_database("analytics", metadata=analytics_metadata)
+    assert (primary.name, analytics.name) == ("primary", "analytics")
+    async with analytics.session() as session:
+        await session.execute(insert(events).values(kind="click"))
+    async with primary.session() as session:
+        assert (await session.scalars(select(items.c.name))).all() == []
+        with pytest.raises(OperationalError, match="no such table: t6_events"):
+            await session.execute(select(events.c.kind))
+    async with analytics.session() as session:
+        assert (await session.scalars(select(events.c.kind))).all() == ["click"]
+        with pytest.raises(OperationalError, match="no such table: t6_items"):
+            await session.execute(select(items.c.name))
+
+
+async def test_an_app_serves_each_name_from_its_test_database(
+    make_sqlite_database: DatabaseFactory[Database],
+) -> None:
+    primary = await make_sqlite_database()
+    analytics = await make_sqlite_database("analytics", metadata=analytics_metadata)
+    app = make_app()
+
+    @app.post("/both/{name}")
+    async def both(
+        name: str,
+        session: Session,
+        analytics_session: Annotated[AsyncSession, session_for("analytics")],
+    ) -> None:
+        await session.execute(insert(items).values(name=name))
+        await analytics_session.execute(insert(events).values(kind=f"added {name}"))
+
+    async with async_client(app, {"primary": primary, "analytics": analytics}) as client:
+        with pool_usage(primary) as on_primary, pool_usage(analytics) as on_analytics:
+            assert (await client.post("/both/x")).status_code == 200
+    assert (on_primary.checkouts, on_analytics.checkouts) == (1, 1)
+    async with analytics.session() as session:
+        assert (await session.scalars(select(events.c.kind))).all() == ["added x"]
+    async with primary.session() as session:
+        assert (await session.scalars(select(items.c.name))).all() == ["x"]
+
+
+def test_an_installed_service_is_user_code_for_checkout_sites() -> None:
+    # A service installed into site-packages (a Docker image's usual layout): its
+    # routes are where connections are taken, not library frames to walk past.
+    routes = os.path.join(sysconfig.get_paths()["purelib"], "shop", "routes.py")
+    namespace: dict[str, Any] = {"checkout_site": checkout_site}
+    exec(compile("def handler():\n    return checkout_site()\n", routes, "exec"), namespace)
+    assert namespace["handler"]() == f"{routes}:2 in handler"
+
+
+async def test_an_unhandled_error_is_raised_unless_the_500_answer_is_wanted(
+    sqlite_database: Database,
+) -> None:
+    app = make_app()
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("crash in the route")
+
+    async with async_client(app, sqlite_database) as client:
+        with pytest.raises(RuntimeError, match="crash in the route"):
+            await client.get("/crash")
+    async with async_client(app, sqlite_database, raise_app_exceptions=False) as client:
+        assert (await client.get("/crash")).status_code == 500

@@ -220,9 +220,11 @@ async def _user_or_404(session: AsyncSession, user_id: int) -> User:
 async def _create_schema(dbs: Databases) -> None:
     """Create the demo's tables (if missing) and seed them once."""
     primary, analytics = dbs["primary"], dbs["analytics"]
-    async with primary.engine.begin() as connection:
+    # Through the databases' own connections, not their engines: the test databases of
+    # pooltender.testing then run this inside the transaction they roll back.
+    async with primary.connection() as connection:
         await connection.run_sync(Base.metadata.create_all)
-    async with analytics.engine.begin() as connection:
+    async with analytics.connection() as connection:
         await connection.run_sync(AnalyticsBase.metadata.create_all)
     async with primary.session() as session:
         if await session.scalar(select(func.count()).select_from(User)):

@@ -99,19 +99,22 @@ async def async_client(
     databases: DatabasesLike | None = None,
     *,
     base_url: str = "http://testserver",
+    raise_app_exceptions: bool = True,
     **client_options: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An ``httpx.AsyncClient`` talking to ``app`` in-process, its lifespan running.
 
     ``databases`` (optional) are swapped in with :func:`override_databases` first.
+    ``raise_app_exceptions=False``: an exception the app does not handle reaches the
+    test as the app's ``500`` answer instead of being raised (as ``TestClient``'s
+    ``raise_server_exceptions``).
     """
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     with contextlib.ExitStack() as stack:
         if databases is not None:
             stack.enter_context(override_databases(app, databases))
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=base_url, **client_options
-            ) as client,
+            httpx.AsyncClient(transport=transport, base_url=base_url, **client_options) as client,
         ):
             yield client

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import sys
-import sysconfig
 import threading
 import time
 import weakref
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..monitor import sites
 
 __all__ = [
     "CheckoutTracker",
@@ -47,58 +46,17 @@ __all__ = [
     "tracker_for",
 ]
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LIBRARY_DIRS = tuple(
-    {
-        os.path.abspath(path)
-        for key in ("stdlib", "platstdlib", "purelib", "platlib")
-        if (path := sysconfig.get_paths().get(key))
-    }
-)
-
-
-def _is_library(filename: str) -> bool:
-    if filename.startswith("<"):
-        return True
-    path = os.path.abspath(filename)
-    return path.startswith(_PACKAGE_DIR + os.sep) or path.startswith(_LIBRARY_DIRS)
-
-
-def _frames(start: FrameType | None) -> Iterator[FrameType]:
-    """``start`` and its callers, continuing into the parent greenlets' stacks."""
-    try:
-        from greenlet import getcurrent
-    except ImportError:  # pragma: no cover - SQLAlchemy's asyncio extra installs greenlet
-        getcurrent = None
-    glet = getcurrent() if getcurrent is not None else None
-    frame = start
-    while True:
-        while frame is not None:
-            yield frame
-            frame = frame.f_back
-        glet = glet.parent if glet is not None else None
-        if glet is None:
-            return
-        frame = glet.gr_frame
-
 
 def checkout_site(depth: int = 1) -> str:
     """``path:line in function`` of the first caller frame outside libraries.
 
+    The same walk as the pool monitor's sites (:mod:`pooltender.monitor.sites`): the
+    demo's routes and services installed in ``site-packages`` are the user's code.
     Paths under the current directory are shown relative to it. ``"unknown"`` when
     every frame belongs to a library.
     """
-    for frame in _frames(sys._getframe(depth)):
-        filename = frame.f_code.co_filename
-        if _is_library(filename):
-            continue
-        path = os.path.abspath(filename)
-        with contextlib.suppress(ValueError):
-            relative = os.path.relpath(path)
-            if not relative.startswith(".."):
-                path = relative
-        return f"{path}:{frame.f_lineno} in {frame.f_code.co_name}"
-    return "unknown"
+    site = sites.capture(sys._getframe(depth), depth=1)
+    return sites.format_site(site) if site else "unknown"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ Fixtures (each test gets its own engine on its own event loop):
   on ``POOLTENDER_TEST_DATABASE_URL`` (default
   ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``): one outer transaction per
   test, sessions in savepoints, everything rolled back at the end.
+- ``make_sqlite_database``, ``make_postgres_database``: factories of more of them,
+  for a service with several named databases: ``await make_postgres_database(
+  "analytics", metadata=AnalyticsBase.metadata)`` gives another started, isolated,
+  leak-checked database, stopped (rolled back) with the test. The two fixtures above
+  are ``await make_...()``.
 - ``pooltender_metadata``: the ``MetaData`` to create; ``None`` unless the ini option
   ``pooltender_metadata = "package.module:Base.metadata"`` is set or the fixture is
   overridden in a ``conftest.py``.
@@ -22,22 +27,27 @@ The async fixtures need pytest-asyncio.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pytest
 from sqlalchemy import MetaData
 
 from ..database import Database
-from ..settings import DatabaseSettings
+from ..settings import PRIMARY, DatabaseSettings
 from . import checkouts
 from .isolation import IsolatedDatabase
 
 __all__ = [
     "DEFAULT_POSTGRES_URL",
     "URL_VARIABLE",
+    "DatabaseFactory",
+    "make_postgres_database",
+    "make_sqlite_database",
     "pooltender_metadata",
     "postgres_database",
     "sqlite_database",
@@ -46,6 +56,23 @@ __all__ = [
 URL_VARIABLE = "POOLTENDER_TEST_DATABASE_URL"
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ALLOW_LEAKS = "pooltender_allow_leaks"
+
+D_co = TypeVar("D_co", bound=Database, covariant=True)
+
+
+class DatabaseFactory(Protocol[D_co]):
+    """What ``make_sqlite_database`` and ``make_postgres_database`` give a test.
+
+    ``await make(name="primary", metadata=...)``: a new started database serving
+    under ``name``, with ``metadata``'s tables created (default: the
+    ``pooltender_metadata`` fixture's; ``None``: none), leak-checked, and stopped when
+    the test ends.
+    """
+
+    async def __call__(
+        self, name: str = PRIMARY, *, metadata: MetaData | EllipsisType | None = ...
+    ) -> D_co: ...
+
 
 if TYPE_CHECKING:
     _async_fixture = pytest.fixture
@@ -116,33 +143,71 @@ def pooltender_metadata(pytestconfig: pytest.Config) -> MetaData | None:
 
 
 @_async_fixture
-async def sqlite_database(pooltender_metadata: MetaData | None) -> AsyncIterator[Database]:
+async def make_sqlite_database(
+    pooltender_metadata: MetaData | None,
+) -> AsyncIterator[DatabaseFactory[Database]]:
+    """Builds started in-memory SQLite databases, each new, leak-checked, stopped after the test."""
+    async with contextlib.AsyncExitStack() as started:
+
+        async def make(
+            name: str = PRIMARY, *, metadata: MetaData | EllipsisType | None = ...
+        ) -> Database:
+            # Unbounded waiting: concurrent requests of one test queue for the one connection.
+            db = Database(
+                DatabaseSettings(
+                    name=name, url="sqlite+aiosqlite://", connect_retries=0, max_waiting=-1
+                )
+            )
+            await db.start()
+            started.push_async_callback(db.stop)
+            tables = pooltender_metadata if metadata is ... else metadata
+            if tables is not None:
+                async with db.engine.begin() as connection:
+                    await connection.run_sync(tables.create_all)
+            checkouts.check_leaks(checkouts.tracker_for(db))
+            return db
+
+        yield make
+
+
+@_async_fixture
+async def make_postgres_database(
+    pooltender_metadata: MetaData | None,
+) -> AsyncIterator[DatabaseFactory[IsolatedDatabase]]:
+    """Builds started isolated PostgreSQL databases, each rolled back and stopped after the test.
+
+    Each holds a connection of its own to ``POOLTENDER_TEST_DATABASE_URL`` with its own
+    outer transaction: like two real databases, neither sees the other's writes. Their
+    tables need distinct names (two open transactions creating the same table wait
+    on each other).
+    """
+    url = os.environ.get(URL_VARIABLE, DEFAULT_POSTGRES_URL)
+    async with contextlib.AsyncExitStack() as started:
+
+        async def make(
+            name: str = PRIMARY, *, metadata: MetaData | EllipsisType | None = ...
+        ) -> IsolatedDatabase:
+            db = IsolatedDatabase(
+                DatabaseSettings(name=name, url=url, connect_retries=0, warmup=0),
+                metadata=pooltender_metadata if metadata is ... else metadata,
+            )
+            await db.start()
+            started.push_async_callback(db.stop)
+            checkouts.check_leaks(db.checkout_tracker)
+            return db
+
+        yield make
+
+
+@_async_fixture
+async def sqlite_database(make_sqlite_database: DatabaseFactory[Database]) -> Database:
     """A started in-memory SQLite database, new for each test, leak-checked."""
-    # Unbounded waiting: concurrent requests of one test queue for the one connection.
-    db = Database(DatabaseSettings(url="sqlite+aiosqlite://", connect_retries=0, max_waiting=-1))
-    await db.start()
-    try:
-        if pooltender_metadata is not None:
-            async with db.engine.begin() as connection:
-                await connection.run_sync(pooltender_metadata.create_all)
-        checkouts.check_leaks(checkouts.tracker_for(db))
-        yield db
-    finally:
-        await db.stop()
+    return await make_sqlite_database()
 
 
 @_async_fixture
 async def postgres_database(
-    pooltender_metadata: MetaData | None,
-) -> AsyncIterator[IsolatedDatabase]:
+    make_postgres_database: DatabaseFactory[IsolatedDatabase],
+) -> IsolatedDatabase:
     """A started PostgreSQL database whose every change is rolled back after the test."""
-    url = os.environ.get(URL_VARIABLE, DEFAULT_POSTGRES_URL)
-    db = IsolatedDatabase(
-        DatabaseSettings(url=url, connect_retries=0, warmup=0), metadata=pooltender_metadata
-    )
-    await db.start()
-    try:
-        checkouts.check_leaks(db.checkout_tracker)
-        yield db
-    finally:
-        await db.stop()
+    return await make_postgres_database()
