@@ -14,6 +14,7 @@ from .errors import PooltenderError as PooltenderError
 from .errors import PoolTimeout as PoolTimeout
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import StartupError as StartupError
+from .errors import StatementTimeout as StatementTimeout
 from .fork import dispose_after_fork as dispose_after_fork
 from .metrics import PoolCollector as PoolCollector
 from .monitor import PoolMonitor as PoolMonitor
@@ -42,6 +43,7 @@ __all__ = [
     "PooltenderSettings",
     "ReadOnlyError",
     "StartupError",
+    "StatementTimeout",
     "__version__",
     "build_engine",
     "dispose_after_fork",

@@ -29,7 +29,7 @@ from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from .errors import DatabaseUnreachable
+from .errors import DatabaseUnreachable, StatementTimeout
 from .fork import dispose_after_fork
 from .pool import Admission, GatedAsyncQueuePool, GatedQueuePool
 from .settings import DatabaseSettings, redact_url
@@ -59,6 +59,7 @@ def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
         options["pool_pre_ping"] = settings.pool_pre_ping
         if settings.is_set("pre_ping_window"):
             options["pre_ping_window"] = settings.pre_ping_window
+        options["overflow_idle_timeout"] = settings.overflow_idle_timeout
     options["connect_args"] = _connect_args(settings)
     if settings.read_only and settings.driver.backend == "postgresql":
         # Every transaction BEGINs READ ONLY: the server refuses any write.
@@ -194,6 +195,16 @@ def _install_events(
                 "the connection was dropped",
                 retry_after=settings.retry_after,
             )
+        if _is_statement_timeout(context.original_exception):
+            limit = settings.statement_timeout
+            raise StatementTimeout(
+                name,
+                f"database {name!r} at {host}: the server cancelled a statement"
+                + (f" ({settings.variable('statement_timeout')}={limit:g}s)" if limit else "")
+                + ": "
+                + describe_error(context.original_exception, str(password) if password else None),
+                retry_after=settings.retry_after,
+            )
         if (
             context.is_disconnect
             and not context.is_pre_ping
@@ -257,6 +268,19 @@ def _install_events(
                 cursor.close()
 
     logger.debug("engine for database %r: %s", name, redact_url(settings.url))
+
+
+# MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT.
+_MYSQL_STATEMENT_TIMEOUTS = frozenset({1969, 3024})
+
+
+def _is_statement_timeout(error: BaseException) -> bool:
+    """True for a statement the server cancelled: PostgreSQL's SQLSTATE 57014
+    (``statement_timeout``, or ``pg_cancel_backend``), MariaDB's and MySQL's timeouts."""
+    if getattr(error, "sqlstate", None) == "57014":
+        return True
+    args: tuple[Any, ...] = error.args
+    return bool(args) and args[0] in _MYSQL_STATEMENT_TIMEOUTS
 
 
 def _asyncpg_ping(dbapi_connection: Any) -> bool:

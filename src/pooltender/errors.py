@@ -11,7 +11,8 @@ Every error pooltender raises derives from :class:`PooltenderError`::
     └── DatabaseUnavailable         the pool cannot serve now; HTTP integrations answer 503
         ├── PoolOverloaded          the wait queue is full (DATABASE_MAX_WAITING): refused at once
         ├── PoolTimeout             no connection within DATABASE_POOL_TIMEOUT
-        └── DatabaseUnreachable     a new connection could not be opened
+        ├── DatabaseUnreachable     a new connection could not be opened, or one was lost
+        └── StatementTimeout        the server cancelled a statement at its statement timeout
 
 ``PoolOverloaded`` and ``PoolTimeout`` are also :class:`sqlalchemy.exc.TimeoutError`,
 so ``except sqlalchemy.exc.TimeoutError`` clauses written for a plain SQLAlchemy pool
@@ -33,6 +34,7 @@ __all__ = [
     "PooltenderError",
     "ReadOnlyError",
     "StartupError",
+    "StatementTimeout",
 ]
 
 
@@ -123,3 +125,12 @@ class DatabaseUnreachable(DatabaseUnavailable):
     """A new connection to the database could not be opened."""
 
     reason_code = "unreachable"
+
+
+class StatementTimeout(DatabaseUnavailable):
+    """The server cancelled a statement that ran past its statement timeout
+    (``DATABASE_STATEMENT_TIMEOUT``, or one set on the server): typically a lock held
+    by a stuck transaction, or a database too busy to answer in time. The request's
+    transaction is rolled back."""
+
+    reason_code = "statement_timeout"

@@ -11,6 +11,7 @@ sessions, ``engine.connect()`` and raw connections alike.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -194,12 +195,21 @@ def _capacity(pool: QueuePool) -> int:
 class _GatedPool(QueuePool):
     """A QueuePool whose checkouts pass through an :class:`Admission`.
 
+    **Overflow that lingers** (``overflow_idle_timeout``, ``DATABASE_OVERFLOW_IDLE_TIMEOUT``,
+    default 30 s): SQLAlchemy closes an overflow connection the moment it comes back
+    to a full pool, so a load that hovers just above ``pool_size`` opens and closes a
+    connection on almost every request (each open costs milliseconds: TCP, TLS,
+    authentication, a new backend process). Here a returned overflow connection is kept
+    as a *spare*, handed out (newest first) before any new connection is opened, and
+    closed once it has sat unused longer than the timeout, as HikariCP's ``idleTimeout``
+    and psycopg_pool's ``max_idle`` shrink a pool above its minimum. Spares count as
+    idle (``checkedin()``) and as overflow; never more than ``pool_size +
+    max_overflow`` connections exist. 0 restores SQLAlchemy's behaviour.
+
     With ``pre_ping_window`` > 0 (``DATABASE_PRE_PING_WINDOW``), pre-ping tests only
     connections that sat idle in the pool for longer than that, as HikariCP's
-    ``aliveBypassWindowMs`` does: SQLAlchemy's asyncpg ping costs three round trips
-    (``BEGIN``, ``;``, ``ROLLBACK``) on every checkout. The price: a connection the
-    server dropped within the window fails its next request. At 0 (the default)
-    SQLAlchemy's own pre-ping tests every checkout.
+    ``aliveBypassWindowMs`` does. The price: a connection the server dropped within the
+    window fails its next request. At 0 (the default) every checkout is pinged.
     """
 
     def __init__(
@@ -207,6 +217,7 @@ class _GatedPool(QueuePool):
         creator: Any,
         admission: Admission | None = None,
         pre_ping_window: float = 0.0,
+        overflow_idle_timeout: float = 0.0,
         **kw: Any,
     ) -> None:
         super().__init__(creator, **kw)
@@ -215,16 +226,26 @@ class _GatedPool(QueuePool):
         self.ping_idle: bool = self._pre_ping and pre_ping_window > 0
         if self.ping_idle:
             self._pre_ping = False  # pinged in _do_get instead, when idle long enough
+        self.overflow_idle_timeout = overflow_idle_timeout
+        self._spares: collections.deque[ConnectionPoolEntry] = collections.deque()
+        self._spares_lock = threading.Lock()
 
     def _do_get(self) -> ConnectionPoolEntry:
-        record: ConnectionPoolEntry
-        if self.admission is None:
-            record = super()._do_get()
-        else:
-            record = self.admission.checkout(self, super()._do_get)
+        admission = self.admission
+        record: ConnectionPoolEntry = (
+            self._get() if admission is None else admission.checkout(self, self._get)
+        )
         if self.ping_idle:
             self._ping_if_idle(record)
         return record
+
+    def _get(self) -> ConnectionPoolEntry:
+        if self._spares and self._pool.empty():
+            with self._spares_lock:
+                spare = self._spares.pop() if self._spares else None
+            if spare is not None:
+                return spare
+        return super()._do_get()
 
     def _ping_if_idle(self, record: ConnectionPoolEntry) -> None:
         returned = record.info.get(_RETURNED)
@@ -242,8 +263,42 @@ class _GatedPool(QueuePool):
             record.invalidate()  # the checkout opens a new connection
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
-        record.info[_RETURNED] = time.monotonic()
-        super()._do_return_conn(record)
+        now = time.monotonic()
+        record.info[_RETURNED] = now
+        if self.overflow_idle_timeout > 0 and self._pool.full():
+            with self._spares_lock:
+                self._spares.append(record)
+        else:
+            super()._do_return_conn(record)
+        if self._spares:
+            self._close_idle_spares(now)
+
+    def _close_idle_spares(self, now: float) -> None:
+        expired: list[ConnectionPoolEntry] = []
+        with self._spares_lock:
+            while self._spares and (
+                now - self._spares[0].info.get(_RETURNED, now) > self.overflow_idle_timeout
+            ):
+                expired.append(self._spares.popleft())
+        for record in expired:
+            try:
+                record.close()
+            finally:
+                self._dec_overflow()
+
+    def checkedin(self) -> int:
+        return super().checkedin() + len(self._spares)
+
+    def checkedout(self) -> int:
+        return super().checkedout() - len(self._spares)
+
+    def dispose(self) -> None:
+        with self._spares_lock:
+            spares = list(self._spares)
+            self._spares.clear()
+        for record in spares:
+            record.close()
+        super().dispose()  # also resets the overflow count
 
     def recreate(self) -> QueuePool:
         new = super().recreate()
@@ -251,6 +306,7 @@ class _GatedPool(QueuePool):
         new.admission = self.admission
         new.pre_ping_window = self.pre_ping_window
         new.ping_idle = self.ping_idle
+        new.overflow_idle_timeout = self.overflow_idle_timeout
         return new
 
 

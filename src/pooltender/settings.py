@@ -66,6 +66,7 @@ class DatabaseSettings(BaseModel):
     pool_recycle: int = Field(default=3600, ge=-1)
     pool_pre_ping: bool = True
     pre_ping_window: float = Field(default=0.0, ge=0)
+    overflow_idle_timeout: float = Field(default=30.0, ge=0)
     max_waiting: int | None = Field(default=None, ge=-1)
     leak_threshold: float = Field(default=30.0, gt=0)
     statement_timeout: float | None = Field(default=None, gt=0)
@@ -87,6 +88,7 @@ class DatabaseSettings(BaseModel):
         "POOL_RECYCLE": "pool_recycle",
         "POOL_PRE_PING": "pool_pre_ping",
         "PRE_PING_WINDOW": "pre_ping_window",
+        "OVERFLOW_IDLE_TIMEOUT": "overflow_idle_timeout",
         "MAX_WAITING": "max_waiting",
         "LEAK_THRESHOLD": "leak_threshold",
         "STATEMENT_TIMEOUT": "statement_timeout",

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from pooltender import Database, Databases, DatabaseSettings
+from pooltender import Database, Databases, DatabaseSettings, StatementTimeout
 from pooltender.demo import create_app
 from pooltender.fastapi import Session, databases, install
 from tests.support.servers import serve
@@ -90,9 +90,11 @@ async def test_statement_timeout_is_enforced_by_the_server(postgres_url: str, dr
     try:
         async with db.session() as session:
             assert await session.scalar(text("SHOW statement_timeout")) == "200ms"
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="statement timeout"):
+        with pytest.raises(StatementTimeout, match="statement timeout") as cancelled:
             async with db.session() as session:
                 await session.execute(text("SELECT pg_sleep(2)"))
+        assert "DATABASE_STATEMENT_TIMEOUT=0.2s" in str(cancelled.value)
+        assert "statement timeout" in str(cancelled.value.__cause__)  # the driver's error
         assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await db.stop()

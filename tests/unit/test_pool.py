@@ -96,3 +96,78 @@ def test_burst_log_writes_one_line_per_burst(caplog: pytest.LogCaptureFixture) -
     assert "burst over, 100 requests refused" in messages[1]
     assert "(100 overloaded)" in messages[1]
     assert messages[2].startswith("database 'primary': no connection free")
+
+
+def _count_connects(db: Database) -> list[object]:
+    """The connections opened from now on (``start()`` opened the pool's first)."""
+    opened: list[object] = []
+    sqlalchemy.event.listen(
+        db.engine.sync_engine, "connect", lambda conn, record: opened.append(conn)
+    )
+    return opened
+
+
+async def _hold_two(db: Database) -> None:
+    """Check out two connections at once (the second is overflow), then return both."""
+    async with db.engine.connect() as first, db.engine.connect() as second:
+        await first.execute(text("SELECT 1"))
+        await second.execute(text("SELECT 1"))
+
+
+async def test_an_overflow_connection_lingers_instead_of_being_reopened(tmp_path: Path) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=1, warmup=0)
+    await db.start()
+    opened = _count_connects(db)
+    pool = db.engine.sync_engine.pool
+    for _ in range(5):
+        await _hold_two(db)
+    # start() opened the pool's own connection; the overflow was opened once, not five
+    # times (SQLAlchemy alone closes it on return and opens a new one each round)
+    assert len(opened) == 1
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (2, 0, 1)  # type: ignore[attr-defined]
+    stats = db.stats()
+    assert (stats["available"], stats["checked_out"], stats["overflow"]) == (2, 0, 1)
+    await db.stop()
+    assert pool.checkedin() == 0  # type: ignore[attr-defined]  # dispose closed the spare
+
+
+async def test_with_no_linger_an_overflow_connection_closes_on_return(tmp_path: Path) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=1, warmup=0, overflow_idle_timeout=0)
+    await db.start()
+    opened = _count_connects(db)
+    for _ in range(3):
+        await _hold_two(db)
+    assert len(opened) == 3  # a new overflow connection each round
+    assert db.engine.sync_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    await db.stop()
+
+
+async def test_a_spare_idle_past_the_timeout_is_closed_and_the_pool_shrinks(
+    tmp_path: Path,
+) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=2, warmup=0, overflow_idle_timeout=0.05)
+    await db.start()
+    pool = db.engine.sync_engine.pool
+    await _hold_two(db)
+    assert (pool.checkedin(), pool.overflow()) == (2, 1)  # type: ignore[attr-defined]
+    await asyncio.sleep(0.1)  # the spare is now idle for longer than its timeout
+    async with db.engine.connect() as conn:  # served by the pool's own connection
+        await conn.execute(text("SELECT 1"))
+    # the return closed the idle spare: back to pool_size, overflow room free again
+    assert (pool.checkedin(), pool.overflow()) == (1, 0)  # type: ignore[attr-defined]
+    await _hold_two(db)
+    await db.stop()
+
+
+async def test_spares_serve_before_anyone_waits_or_is_refused(tmp_path: Path) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=1, max_waiting=0, warmup=0)
+    await db.start()
+    opened = _count_connects(db)
+    await _hold_two(db)  # one idle in the pool, one spare
+    async with db.engine.connect() as first:
+        await first.execute(text("SELECT 1"))
+        async with db.engine.connect() as second:  # the spare, not a refusal
+            await second.execute(text("SELECT 1"))
+    assert len(opened) == 1  # the overflow, opened once
+    assert db.admission.rejected == 0
+    await db.stop()
