@@ -17,6 +17,7 @@ BAD = {
     "POOL_RECYCLE": ["hourly", "-2"],
     "POOL_PRE_PING": ["maybe", "2"],
     "PRE_PING_WINDOW": ["brief", "-0.5"],
+    "OVERFLOW_IDLE_TIMEOUT": ["a while", "-1"],
     "MAX_WAITING": ["many", "-2"],
     "LEAK_THRESHOLD": ["long", "0"],
     "STATEMENT_TIMEOUT": ["fast", "0", "-3"],
