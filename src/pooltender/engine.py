@@ -57,8 +57,7 @@ def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
                 options[field] = getattr(settings, field)
         options["pool_recycle"] = settings.pool_recycle
         options["pool_pre_ping"] = settings.pool_pre_ping
-        if settings.is_set("pre_ping_window"):
-            options["pre_ping_window"] = settings.pre_ping_window
+        options["pre_ping_window"] = settings.pre_ping_window
         options["overflow_idle_timeout"] = settings.overflow_idle_timeout
     options["connect_args"] = _connect_args(settings)
     if settings.read_only and settings.driver.backend == "postgresql":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -188,6 +189,42 @@ def would_wait(pool: QueuePool) -> bool:
     return pool.checkedin() == 0 and max_overflow > -1 and pool.overflow() >= max_overflow
 
 
+def looks_alive(dbapi_connection: Any) -> bool:
+    """Whether a pooled connection looks usable without a round trip.
+
+    False when the driver knows it closed, or when its socket has something to read:
+    an idle connection's server says nothing unless it is going away (a terminated
+    backend sends its FATAL error, then closes), so input waiting on an idle socket is
+    a reason to ping. ``select`` with a zero timeout costs one system call. A driver
+    without a socket (SQLite) looks alive; one whose socket cannot be found does not.
+    """
+    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    fileno: int | None = None
+    is_closed = getattr(driver, "is_closed", None)
+    if callable(is_closed):  # asyncpg
+        if is_closed():
+            return False
+        transport = getattr(driver, "_transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        fileno = sock.fileno() if sock is not None else None
+    elif callable(getattr(driver, "fileno", None)):  # psycopg, psycopg2
+        if getattr(driver, "closed", False) or getattr(driver, "broken", False):
+            return False
+        try:
+            fileno = driver.fileno()
+        except Exception:
+            return False
+    else:
+        return True  # no network connection to check
+    if fileno is None or fileno < 0:
+        return False
+    try:
+        readable, _, _ = select.select([fileno], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
 def _capacity(pool: QueuePool) -> int:
     return int(pool.size() + pool._max_overflow)
 
@@ -206,10 +243,14 @@ class _GatedPool(QueuePool):
     idle (``checkedin()``) and as overflow; never more than ``pool_size +
     max_overflow`` connections exist. 0 restores SQLAlchemy's behaviour.
 
-    With ``pre_ping_window`` > 0 (``DATABASE_PRE_PING_WINDOW``), pre-ping tests only
-    connections that sat idle in the pool for longer than that, as HikariCP's
-    ``aliveBypassWindowMs`` does. The price: a connection the server dropped within the
-    window fails its next request. At 0 (the default) every checkout is pinged.
+    With ``pre_ping_window`` > 0 (``DATABASE_PRE_PING_WINDOW``), pre-ping skips the round
+    trip for a connection returned less than that many seconds ago *and* that
+    :func:`looks_alive` (driver open, nothing waiting on its socket), as HikariCP's
+    ``aliveBypassWindowMs`` does. A backend terminated between two requests has sent
+    its FATAL error by the time of the next checkout and is pinged (and replaced); the
+    price is the race where the server drops the connection in the instant between
+    this check and the first statement, which a ping only narrows. At 0 every
+    checkout is pinged.
     """
 
     def __init__(
@@ -252,7 +293,7 @@ class _GatedPool(QueuePool):
         dbapi_connection = record.dbapi_connection
         if dbapi_connection is None or returned is None:
             return  # new, or reconnecting anyway
-        if time.monotonic() - returned <= self.pre_ping_window:
+        if time.monotonic() - returned <= self.pre_ping_window and looks_alive(dbapi_connection):
             return
         try:
             alive = self._dialect._do_ping_w_event(dbapi_connection)

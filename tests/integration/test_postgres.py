@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy.exc
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url

@@ -91,7 +91,9 @@ def test_pre_ping_off_never_pings(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_without_a_window_every_checkout_is_pinged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'every.sqlite'}", pool_size=1)
+    settings = DatabaseSettings(
+        url=f"sqlite:///{tmp_path / 'every.sqlite'}", pool_size=1, pre_ping_window=0
+    )
     engine = build_engine(settings)
     assert isinstance(engine, Engine)
     try:
