@@ -65,7 +65,7 @@ class DatabaseSettings(BaseModel):
     pool_timeout: float = Field(default=30.0, gt=0)
     pool_recycle: int = Field(default=3600, ge=-1)
     pool_pre_ping: bool = True
-    pre_ping_window: float = Field(default=0.5, ge=0)
+    pre_ping_window: float = Field(default=0.0, ge=0)
     overflow_idle_timeout: float = Field(default=30.0, ge=0)
     max_waiting: int | None = Field(default=None, ge=-1)
     leak_threshold: float = Field(default=30.0, gt=0)
