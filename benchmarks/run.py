@@ -42,13 +42,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 from benchmarks.apps import URL, metadata, users  # noqa: E402
 from pooltender import Database, DatabaseSettings  # noqa: E402
 
+WINDOW = {"DATABASE_PRE_PING_WINDOW": "0.5"}
 HTTP_APPS: dict[str, tuple[str, dict[str, str]]] = {
     "seed-style (async_sessionmaker)": ("seed", {}),
     "pooltender Session": ("pooltender", {}),
-    "pooltender Session, monitor off": ("pooltender", {"POOLTENDER_MONITOR": "false"}),
-    "pooltender Session, pre-ping off": ("pooltender", {"DATABASE_POOL_PRE_PING": "false"}),
+    "pooltender Session, pre-ping window 0.5 s": ("pooltender", WINDOW),
+    "pooltender Session, window, monitor off": (
+        "pooltender",
+        {**WINDOW, "POOLTENDER_MONITOR": "false"},
+    ),
     "pooltender Connection": ("connection", {}),
     "pooltender ReadConnection": ("readonly", {}),
+    "pooltender ReadConnection, pre-ping window 0.5 s": ("readonly", WINDOW),
     "NullPool": ("nullpool", {}),
     "raw asyncpg pool (ceiling)": ("asyncpg", {}),
 }
@@ -59,8 +64,8 @@ SERVER_OPTIONS = {
 OVERLOAD_ENV = {
     "DATABASE_POOL_SIZE": "5",
     "DATABASE_MAX_OVERFLOW": "0",
-    "DATABASE_MAX_WAITING": "10",
-    "DATABASE_POOL_TIMEOUT": "1",
+    "DATABASE_MAX_WAITING": "5",
+    "DATABASE_POOL_TIMEOUT": "0.5",
 }
 
 
@@ -196,6 +201,12 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError(f"server {self.app} did not answer")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process used so far (user + system): per request, a
+        steadier figure than throughput on a machine the load generator shares."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
         self.process.wait(30)
@@ -219,7 +230,10 @@ def wrk(port: int, path: str, duration: float, connections: int) -> dict[str, An
         text=True,
         check=True,
     ).stdout
-    result: dict[str, Any] = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}
+    result: dict[str, Any] = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+        "requests": int(re.search(r"(\d+) requests in", out)[1]),
+    }
     for q, value, unit in re.findall(r"\s(50|90|99)%\s+([\d.]+)(us|ms|s)\b", out):
         result[f"p{q}_ms"] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -234,7 +248,11 @@ def http_throughput(duration: float, connections: int, server_kind: str) -> dict
     for app, (kind, env) in HTTP_APPS.items():
         with Server(kind, env, server_kind) as server:
             wrk(server.port, "/users/7", 2, connections)  # warm-up
+            cpu_before = server.cpu_seconds()
             results[app] = wrk(server.port, "/users/7", duration, connections)
+            served = results[app]["requests"]
+            cpu = server.cpu_seconds() - cpu_before
+            results[app]["cpu_us_per_request"] = cpu / served * 1e6 if served else None
         print(f"  {app}: {results[app]['rps']:.0f} req/s", file=sys.stderr)
     return results
 
@@ -343,11 +361,16 @@ def report(results: dict[str, Any]) -> str:
         h = results["http"]
         seed = next(iter(h.values()))["rps"]
         lines += [
-            "| GET /users/{id} | req/s | vs seed | p50 ms | p90 ms | p99 ms | non-2xx |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| GET /users/{id} | req/s | vs seed | server CPU us/req | vs seed "
+            "| p50 ms | p90 ms | p99 ms | non-2xx |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        seed_cpu = next(iter(h.values())).get("cpu_us_per_request") or 0
         lines += [
-            f"| {app} | {r['rps']:.0f} | {r['rps'] / seed:.2f}x | {r.get('p50_ms', 0):.2f} "
+            f"| {app} | {r['rps']:.0f} | {r['rps'] / seed:.2f}x "
+            f"| {r.get('cpu_us_per_request') or 0:.0f} "
+            f"| {seed_cpu / (r.get('cpu_us_per_request') or seed_cpu or 1):.2f}x "
+            f"| {r.get('p50_ms', 0):.2f} "
             f"| {r.get('p90_ms', 0):.2f} | {r.get('p99_ms', 0):.2f} | {r['non_2xx']} |"
             for app, r in h.items()
         ]

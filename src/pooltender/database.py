@@ -293,9 +293,7 @@ class Database:
         """
         self.engine  # noqa: B018 - raises LifecycleError unless started on an async driver
         assert self._sessionmaker is not None
-        pool = self._pool()
-        if isinstance(pool, QueuePool):
-            self.admission.admit(pool)  # fail fast, before the caller's work starts
+        self.admit()  # fail fast, before the caller's work starts
         session = self._sessionmaker()
         try:
             yield session
@@ -347,6 +345,17 @@ class Database:
             yield connection
         finally:
             await _finish(connection.close)
+
+    def saturated(self) -> bool:
+        """True when a checkout now would be refused at once (:class:`PoolOverloaded`)."""
+        pool = self._pool()
+        return isinstance(pool, QueuePool) and self.admission.saturated(pool)
+
+    def admit(self) -> None:
+        """Raise :class:`PoolOverloaded` now if a checkout now would be refused."""
+        pool = self._pool()
+        if isinstance(pool, QueuePool):
+            self.admission.admit(pool)
 
     async def ping(self, timeout: float = 2.0) -> None:
         """``SELECT 1`` within ``timeout`` seconds; raises on failure."""

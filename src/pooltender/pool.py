@@ -154,13 +154,19 @@ class Admission:
         self._refuse(error)
         return error
 
+    def saturated(self, pool: QueuePool) -> bool:
+        """True when a checkout now would be refused: no connection free, none may be
+        opened, and the wait queue is full."""
+        limit = self.wait_limit
+        return limit is not None and self.waiting >= limit and would_wait(pool)
+
     def admit(self, pool: QueuePool) -> None:
         """Raise :class:`PoolOverloaded` now if a checkout would be refused now.
 
         For work that checks out later (a session connects at its first statement):
         refusing before it starts costs the caller nothing and leaves nothing half done.
         """
-        if self.wait_limit is not None and self.waiting >= self.wait_limit and would_wait(pool):
+        if self.saturated(pool):
             with self._lock:
                 self.rejected += 1
             raise self.overloaded(pool)

@@ -35,6 +35,8 @@ __all__ = [
 
 STATE_KEY = "pooltender"
 FACTORY_KEY = "pooltender_factory"
+DATABASE_ATTRIBUTE = "pooltender_database"
+"""Set on each request dependency: the name of the database it takes a connection of."""
 
 
 def databases(app: FastAPI | Starlette) -> Databases:
@@ -61,6 +63,7 @@ def _async_dependency(name: str, method: str) -> Any:
             yield resource
 
     dependency.__name__ = f"pooltender_{method}_{name}"
+    setattr(dependency, DATABASE_ATTRIBUTE, name)
     return Depends(dependency, scope="function")
 
 
@@ -95,6 +98,7 @@ def sync_session_for(name: str) -> Any:
             yield session
 
     sync_session_dependency.__name__ = f"pooltender_sync_session_{name}"
+    setattr(sync_session_dependency, DATABASE_ATTRIBUTE, name)
     return Depends(sync_session_dependency, scope="function")
 
 

@@ -19,6 +19,7 @@ from ..metrics import PoolCollector
 from ..settings import PooltenderSettings
 from .debug import DebugAccess, debug_router
 from .dependencies import FACTORY_KEY, STATE_KEY
+from .gate import AdmissionGate, unavailable_response
 from .middleware import RequestContextMiddleware
 from .routes import health_router
 
@@ -59,7 +60,9 @@ def install(
       one. ``metrics_worker_label``: add ``worker="<pid>"`` to every series.
     - ``settings``: the ``POOLTENDER_*`` settings (default: read from the environment
       now); the databases built from the environment share them.
-    - A middleware records each request's route template for the pool monitor.
+    - A middleware records each request's route template for the pool monitor, and
+      :class:`~pooltender.fastapi.gate.AdmissionGate` answers ``503`` before routing
+      a request whose database's pool is exhausted with its wait queue full.
     """
     if getattr(app.state, "pooltender_installed", False):
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
@@ -89,6 +92,7 @@ def install(
     app.add_exception_handler(DatabaseUnavailable, database_unavailable_handler)  # type: ignore[arg-type]
     if options.monitor:
         app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(AdmissionGate)  # outermost: refusals skip everything else
     if health_prefix is not None:
         app.include_router(health_router(), prefix=health_prefix)
     registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
@@ -132,14 +136,4 @@ def _factory(
 
 async def database_unavailable_handler(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
     """``503`` naming the database and the reason, with ``Retry-After``."""
-    return JSONResponse(
-        status_code=503,
-        content={
-            "detail": {
-                "database": exc.database,
-                "reason": exc.reason_code,
-                "message": str(exc),
-            }
-        },
-        headers={"Retry-After": str(exc.retry_after)},
-    )
+    return unavailable_response(exc)
