@@ -1,8 +1,8 @@
 """pooltender: correct, visible and right-sized database pools for FastAPI services."""
 
 from .database import Database as Database
-from .database import Databases as Databases
 from .database import DatabaseState as DatabaseState
+from .databases import Databases as Databases
 from .engine import build_engine as build_engine
 from .errors import ConfigurationError as ConfigurationError
 from .errors import DatabaseUnavailable as DatabaseUnavailable

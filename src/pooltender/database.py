@@ -1,9 +1,9 @@
 """``Database``: one named engine with its sessions, admission gate and lifecycle.
 
-``Databases``: the named set (``primary``, ``analytics``, ...), started and stopped
-together. Constructors do no I/O; ``start()`` builds the engine, verifies
-connectivity with bounded retries and warms the pool; ``stop()`` disposes it.
-A stopped database is not restarted (build a new one).
+The constructor does no I/O; ``start()`` builds the engine, verifies connectivity with
+bounded retries and warms the pool; ``stop()`` disposes it. A stopped database is not
+restarted (build a new one). The named set of a service is
+:class:`pooltender.databases.Databases`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -25,7 +25,6 @@ from sqlalchemy.pool import Pool, QueuePool
 
 from .engine import build_engine, describe_error
 from .errors import (
-    ConfigurationError,
     DatabaseUnavailable,
     LifecycleError,
     PoolOverloaded,
@@ -34,9 +33,9 @@ from .errors import (
 from .monitor import PoolMonitor, Watchdog, pool_snapshot
 from .pool import Admission, would_wait
 from .readonly import read_only_session_class
-from .settings import PRIMARY, DatabaseSettings, PooltenderSettings, load_database_settings
+from .settings import DatabaseSettings, PooltenderSettings
 
-__all__ = ["Database", "DatabaseState", "Databases"]
+__all__ = ["Database", "DatabaseState"]
 
 logger = logging.getLogger("pooltender")
 
@@ -450,79 +449,3 @@ def _describe_pool(settings: DatabaseSettings) -> str:
         f" waiting {waiting if waiting is not None else 'unbounded'},"
         f" timeout {settings.pool_timeout:g}s"
     )
-
-
-class Databases(Mapping[str, Database]):
-    """The named databases of a service, started and stopped together."""
-
-    def __init__(self, databases: Mapping[str, Database] | None = None) -> None:
-        self._databases: dict[str, Database] = dict(databases or {})
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Mapping[str, DatabaseSettings],
-        *,
-        options: PooltenderSettings | None = None,
-    ) -> Databases:
-        return cls({name: Database(s, options=options) for name, s in settings.items()})
-
-    @classmethod
-    def from_env(
-        cls,
-        environ: Mapping[str, str] | None = None,
-        *,
-        env_file: str | None = ".env",
-        defaults: Mapping[str, str] | None = None,
-        options: PooltenderSettings | None = None,
-    ) -> Databases:
-        """Every database configured by ``DATABASE_*`` variables (see the README).
-
-        ``options``: the process-wide ``POOLTENDER_*`` settings (default: read at start).
-        """
-        settings = load_database_settings(environ, env_file=env_file, defaults=defaults)
-        if PRIMARY not in settings:
-            raise ConfigurationError("DATABASE_URL", "is not set")
-        return cls.from_settings(settings, options=options)
-
-    def __getitem__(self, name: str) -> Database:
-        try:
-            return self._databases[name]
-        except KeyError:
-            known = ", ".join(sorted(self._databases)) or "none"
-            raise KeyError(
-                f"no database {name!r} (configured: {known}); set DATABASE_{name.upper()}_URL"
-            ) from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._databases)
-
-    def __len__(self) -> int:
-        return len(self._databases)
-
-    def __repr__(self) -> str:
-        return f"<Databases {list(self._databases.values())!r}>"
-
-    @property
-    def primary(self) -> Database:
-        return self[PRIMARY]
-
-    async def start(self) -> None:
-        """Start every database concurrently; if one fails, stop the others and raise."""
-        results = await asyncio.gather(
-            *(db.start() for db in self._databases.values()), return_exceptions=True
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            await self.stop()
-            raise errors[0]
-
-    async def stop(self) -> None:
-        await asyncio.gather(*(db.stop() for db in self._databases.values()))
-
-    def stats(self) -> dict[str, Any]:
-        """The whole snapshot: ``{"generated_at": <unix seconds>, "databases": {...}}``."""
-        return {
-            "generated_at": time.time(),
-            "databases": {name: db.stats() for name, db in self._databases.items()},
-        }

@@ -35,7 +35,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from .database import Databases
+from .databases import Databases
 from .monitor.histogram import Histogram
 
 __all__ = ["METRICS", "PoolCollector"]

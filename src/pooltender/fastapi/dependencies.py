@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 from starlette.applications import Starlette
 
-from ..database import Databases
+from ..databases import Databases
 from ..errors import LifecycleError
 from ..settings import PRIMARY
 

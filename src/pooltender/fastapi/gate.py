@@ -21,7 +21,8 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 
-from ..database import Database, Databases
+from ..database import Database
+from ..databases import Databases
 from ..errors import DatabaseUnavailable
 from .dependencies import DATABASE_ATTRIBUTE, STATE_KEY
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from ..dashboard import dashboard_router
-from ..database import Databases
+from ..databases import Databases
 from ..errors import DatabaseUnavailable, PooltenderError
 from ..metrics import PoolCollector
 from ..settings import PooltenderSettings

@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from ..database import Database, Databases
+from ..database import Database
+from ..databases import Databases
 from ..errors import PooltenderError
 from ..fastapi.dependencies import FACTORY_KEY, STATE_KEY
 from .checkouts import check_leaks, tracker_for

@@ -1,0 +1,91 @@
+"""``Databases``: the named databases of a service (``primary``, ``analytics``, ...),
+built from the environment, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .database import Database
+from .errors import ConfigurationError
+from .settings import PRIMARY, DatabaseSettings, PooltenderSettings, load_database_settings
+
+__all__ = ["Databases"]
+
+
+class Databases(Mapping[str, Database]):
+    """The named databases of a service, started and stopped together."""
+
+    def __init__(self, databases: Mapping[str, Database] | None = None) -> None:
+        self._databases: dict[str, Database] = dict(databases or {})
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Mapping[str, DatabaseSettings],
+        *,
+        options: PooltenderSettings | None = None,
+    ) -> Databases:
+        return cls({name: Database(s, options=options) for name, s in settings.items()})
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        env_file: str | None = ".env",
+        defaults: Mapping[str, str] | None = None,
+        options: PooltenderSettings | None = None,
+    ) -> Databases:
+        """Every database configured by ``DATABASE_*`` variables (see the README).
+
+        ``options``: the process-wide ``POOLTENDER_*`` settings (default: read at start).
+        """
+        settings = load_database_settings(environ, env_file=env_file, defaults=defaults)
+        if PRIMARY not in settings:
+            raise ConfigurationError("DATABASE_URL", "is not set")
+        return cls.from_settings(settings, options=options)
+
+    def __getitem__(self, name: str) -> Database:
+        try:
+            return self._databases[name]
+        except KeyError:
+            known = ", ".join(sorted(self._databases)) or "none"
+            raise KeyError(
+                f"no database {name!r} (configured: {known}); set DATABASE_{name.upper()}_URL"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._databases)
+
+    def __len__(self) -> int:
+        return len(self._databases)
+
+    def __repr__(self) -> str:
+        return f"<Databases {list(self._databases.values())!r}>"
+
+    @property
+    def primary(self) -> Database:
+        return self[PRIMARY]
+
+    async def start(self) -> None:
+        """Start every database concurrently; if one fails, stop the others and raise."""
+        results = await asyncio.gather(
+            *(db.start() for db in self._databases.values()), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.stop()
+            raise errors[0]
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(db.stop() for db in self._databases.values()))
+
+    def stats(self) -> dict[str, Any]:
+        """The whole snapshot: ``{"generated_at": <unix seconds>, "databases": {...}}``."""
+        return {
+            "generated_at": time.time(),
+            "databases": {name: db.stats() for name, db in self._databases.items()},
+        }
