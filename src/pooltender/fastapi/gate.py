@@ -61,6 +61,9 @@ def databases_of(route: BaseRoute) -> frozenset[str]:
 
 
 class AdmissionGate:
+    """Pure ASGI middleware (``install(app)`` adds it): ``503`` before routing for a
+    request whose route needs a database whose pool would refuse it now."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._needs: dict[int, tuple[BaseRoute, frozenset[str]]] = {}
