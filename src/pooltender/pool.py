@@ -201,8 +201,9 @@ def looks_alive(dbapi_connection: Any) -> bool:
     False when the driver knows it closed, or when its socket has something to read:
     an idle connection's server says nothing unless it is going away (a terminated
     backend sends its FATAL error, then closes), so input waiting on an idle socket is
-    a reason to ping. ``select`` with a zero timeout costs one system call. A driver
-    without a socket (SQLite) looks alive; one whose socket cannot be found does not.
+    a reason to ping. ``select`` with a zero timeout costs one system call. SQLite (no
+    server) looks alive; a driver whose socket is not known here (MySQL's) does not, so
+    the window never skips its ping.
     """
     driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
     fileno: int | None = None
@@ -220,8 +221,8 @@ def looks_alive(dbapi_connection: Any) -> bool:
             fileno = driver.fileno()
         except Exception:
             return False
-    else:
-        return True  # no network connection to check
+    else:  # SQLite has no server to lose; other drivers' sockets are not known here
+        return type(driver).__module__.startswith(("sqlite3", "aiosqlite"))
     if fileno is None or fileno < 0:
         return False
     try:

@@ -103,3 +103,19 @@ def test_without_a_window_every_checkout_is_pinged(
         assert len(pings) == 2  # the first checkout opens a new connection
     finally:
         engine.dispose()
+
+
+def test_looks_alive_vouches_only_for_what_it_can_check() -> None:
+    import sqlite3
+
+    from pooltender.pool import looks_alive
+
+    class SomeDriverConnection:  # a driver whose socket pooltender does not know
+        pass
+
+    connection = sqlite3.connect(":memory:")
+    try:
+        assert looks_alive(connection)  # no server to lose
+    finally:
+        connection.close()
+    assert not looks_alive(SomeDriverConnection())  # so the window pings it anyway
