@@ -47,6 +47,11 @@ def make_app(ran: list[str]) -> FastAPI:
     app = FastAPI()
     install(app)
 
+    @app.get("/users/me")
+    async def me() -> dict[str, str]:
+        ran.append("me")
+        return {"name": "me"}
+
     @app.get("/users/{user_id}")
     async def get_user(user_id: int, session: Session) -> dict[str, int]:
         ran.append("get_user")
@@ -64,10 +69,15 @@ def make_app(ran: list[str]) -> FastAPI:
 
     router = APIRouter()
 
-    @router.get("/nested")
-    async def nested(session: Session) -> dict[str, int]:
+    @router.get("/nested/{n}")
+    async def nested(n: int, session: Session) -> dict[str, int]:
         ran.append("nested")
-        return {"n": int(await session.scalar(text("SELECT 1")) or 0)}
+        return {"n": int(await session.scalar(text("SELECT :n"), {"n": n}) or 0)}
+
+    @router.get("/free")
+    async def free() -> dict[str, bool]:
+        ran.append("free")
+        return {"ok": True}
 
     app.include_router(router, prefix="/inner")
     return app
@@ -88,15 +98,21 @@ async def test_a_request_for_a_saturated_database_is_refused_before_routing(
         assert (detail["database"], detail["reason"]) == ("primary", "overloaded")
         assert (await client.get("/users/7")).status_code == 503
         assert primary.admission.rejected == 2
-        # what does not need the saturated database is served
+        # what does not need the saturated database is served, in the router's order
+        assert (await client.get("/users/me")).json() == {"name": "me"}
         assert (await client.get("/plain")).json() == {"ok": True}
         assert (await client.get("/events")).json() == {"n": 1}
         assert (await client.get("/health/live")).status_code == 200
-        # a route inside an included router: its dependency refuses it, same answer
-        nested = await client.get("/inner/nested")
+        assert (await client.get("/inner/free")).json() == {"ok": True}
+        # a route inside an included router is placed by its full path: refused first
+        nested = await client.get("/inner/nested/not-a-number")
         assert nested.status_code == 503
         assert nested.json()["detail"]["reason"] == "overloaded"
-    assert ran == ["plain", "events"]
+        assert primary.admission.rejected == 3
+        # a path no route takes, or a method the route does not take: not the gate's
+        assert (await client.get("/nowhere")).status_code == 404
+        assert (await client.delete("/users/7")).status_code == 405
+    assert ran == ["me", "plain", "events", "free"]
 
 
 async def test_the_gate_lets_requests_through_once_a_connection_is_free(

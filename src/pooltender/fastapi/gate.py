@@ -9,17 +9,20 @@ no pool is saturated it costs one counter comparison per database per request.
 
 Which databases a route needs is read from its dependency tree: pooltender's request
 dependencies (``Session``, ``session_for(name)``, ``Connection``, ...) carry their
-database's name. A route the gate cannot see into (one inside an included router or a
-mount) is left alone: its dependency refuses it the same way, a little later.
+database's name. Routes inside included routers are seen with their full paths (through
+FastAPI's ``iter_route_contexts``, where the installed FastAPI has it); a request the
+gate cannot place is left alone, and its dependency refuses it the same way, a little
+later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Route, compile_path
 
 from ..database import Database
 from ..databases import Databases
@@ -60,13 +63,60 @@ def databases_of(route: BaseRoute) -> frozenset[str]:
     return frozenset(names)
 
 
+class _Entry:
+    """One route in routing order: its full path's pattern and methods, and the
+    databases it needs; or, for a route of another kind, the route to ask."""
+
+    __slots__ = ("databases", "methods", "pattern", "route")
+
+    def __init__(self, route: Any) -> None:
+        original = getattr(route, "original_route", route)
+        path = getattr(route, "path", None)
+        self.route: Any = None
+        self.pattern: re.Pattern[str] | None = None
+        self.methods: frozenset[str] | None = None
+        self.databases = databases_of(original)
+        if isinstance(original, Route) and isinstance(path, str):
+            self.pattern = compile_path(path)[0]
+            methods = getattr(route, "methods", None)
+            self.methods = frozenset(methods) if methods else None
+        else:
+            self.route = route
+
+    def match(self, scope: Scope, path: str) -> Match:
+        if self.pattern is None:
+            return Match.NONE if self.route is None else self.route.matches(dict(scope))[0]
+        if self.pattern.match(path) is None:
+            return Match.NONE
+        if self.methods is not None and scope["method"] not in self.methods:
+            return Match.PARTIAL
+        return Match.FULL
+
+
+def _routes_in_order(routes: list[BaseRoute]) -> Iterable[Any]:
+    try:
+        from fastapi.routing import iter_route_contexts  # FastAPI >= 0.16x: included routers
+    except ImportError:  # pragma: no cover - older FastAPI flattens included routers itself
+        return routes
+    return iter_route_contexts(routes)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
 class AdmissionGate:
     """Pure ASGI middleware (``install(app)`` adds it): ``503`` before routing for a
     request whose route needs a database whose pool would refuse it now."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._needs: dict[int, tuple[BaseRoute, frozenset[str]]] = {}
+        self._table: list[_Entry] = []
+        self._table_of: tuple[int, int] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -81,25 +131,21 @@ class AdmissionGate:
         await self.app(scope, receive, send)
 
     def _refused(self, scope: Scope, saturated: list[Database]) -> Database | None:
-        """The saturated database the request's route needs, if any (routing as the
-        router does: the first route that fully matches)."""
-        router = getattr(scope["app"], "router", None)
-        for route in getattr(router, "routes", ()):
-            match, _ = route.matches(dict(scope))
-            if match is not Match.FULL:
-                continue
-            needs = self._databases(route)
-            return next((db for db in saturated if db.name in needs), None)
+        """The saturated database the request's route needs, if any: the first route
+        that fully matches, in the router's order."""
+        path = _route_path(scope)
+        for entry in self._routes(scope["app"]):
+            if entry.match(scope, path) is Match.FULL:
+                return next((db for db in saturated if db.name in entry.databases), None)
         return None
 
-    def _databases(self, route: BaseRoute) -> frozenset[str]:
-        cached = self._needs.get(id(route))
-        if cached is not None and cached[0] is route:
-            return cached[1]
-        needs = databases_of(route)
-        if len(self._needs) < 10_000:
-            self._needs[id(route)] = (route, needs)
-        return needs
+    def _routes(self, app: Any) -> list[_Entry]:
+        routes = getattr(getattr(app, "router", None), "routes", [])
+        signature = (id(routes), len(routes))
+        if signature != self._table_of:  # built at the first saturation, again if routes change
+            self._table = [_Entry(route) for route in _routes_in_order(routes)]
+            self._table_of = signature
+        return self._table
 
     async def _refuse(self, db: Database, scope: Scope, receive: Receive, send: Send) -> None:
         try:
