@@ -29,6 +29,7 @@ from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from .deadline import DEADLINE_EXPIRED, psycopg_connect_args
 from .errors import DatabaseUnreachable, StatementTimeout
 from .fork import dispose_after_fork
 from .pool import Admission, GatedAsyncQueuePool, GatedQueuePool
@@ -97,6 +98,11 @@ def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
                 args["prepare_threshold"] = None
             if statement_ms is not None and not settings.pgbouncer:
                 args["options"] = f"-c statement_timeout={statement_ms}"
+            if statement_ms is not None and settings.is_async and driver.name != "psycopg2":
+                # psycopg has no command timeout: a deadline shuts a silent connection
+                # down (see pooltender.deadline), as asyncpg's command_timeout does.
+                grace = 0.0 if settings.pgbouncer else COMMAND_TIMEOUT_GRACE
+                args.update(psycopg_connect_args(statement_ms / 1000 + grace))
     elif driver.backend == "sqlite":
         args["timeout"] = SQLITE_BUSY_TIMEOUT
         args["check_same_thread"] = False
@@ -194,6 +200,16 @@ def _install_events(
                 "the connection was dropped",
                 retry_after=settings.retry_after,
             )
+        expired = _deadline_expired(context)
+        if expired is not None and not context.is_pre_ping:
+            context.is_disconnect = True
+            raise DatabaseUnreachable(
+                name,
+                f"database {name!r} at {host}: no answer within {expired:g}s "
+                f"(client-side deadline from {settings.variable('statement_timeout')}); "
+                "the connection was dropped",
+                retry_after=settings.retry_after,
+            )
         if _is_statement_timeout(context.original_exception):
             limit = settings.statement_timeout
             raise StatementTimeout(
@@ -267,6 +283,16 @@ def _install_events(
                 cursor.close()
 
     logger.debug("engine for database %r: %s", name, redact_url(settings.url))
+
+
+def _deadline_expired(context: ExceptionContext) -> float | None:
+    """The deadline (seconds) that shut this error's psycopg connection down, if any."""
+    try:
+        driver_connection = context.connection.connection.driver_connection  # type: ignore[union-attr]
+    except Exception:
+        return None
+    expired = getattr(driver_connection, DEADLINE_EXPIRED, None)
+    return float(expired) if isinstance(expired, (int, float)) else None
 
 
 # MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT.
