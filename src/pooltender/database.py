@@ -318,7 +318,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
-        """A Core :class:`AsyncConnection` inside a transaction (the fast path)."""
+        """A Core :class:`AsyncConnection` inside a transaction (Core, no ORM)."""
         connection = await self.engine.connect()
         try:
             await connection.begin()

@@ -109,7 +109,7 @@ SyncSession = Annotated[OrmSession, sync_session_for(PRIMARY)]
 """The primary database's sync session, for ``def`` routes on a sync driver."""
 
 Connection = Annotated[AsyncConnection, connection_for(PRIMARY)]
-"""The primary database's Core connection in a transaction: the fast path."""
+"""The primary database's Core connection in a transaction (Core, no ORM)."""
 
 ReadConnection = Annotated[AsyncConnection, read_connection_for(PRIMARY)]
 """The primary database's Core connection in autocommit mode: no BEGIN/COMMIT round trips."""
