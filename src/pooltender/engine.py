@@ -140,7 +140,9 @@ def build_engine(
         engine = sync_engine = create_engine(
             url, poolclass=GatedQueuePool, admission=admission, **options
         )
-    _install_events(sync_engine, settings, on_connect_time)
+    _install_events(
+        sync_engine, settings, on_connect_time, options["connect_args"].get("command_timeout")
+    )
     dispose_after_fork(sync_engine)
     return engine
 
@@ -149,12 +151,12 @@ def _install_events(
     engine: Engine,
     settings: DatabaseSettings,
     on_connect_time: Callable[[float], None] | None,
+    command_timeout: float | None,
 ) -> None:
     name, host = settings.name, settings.host
     password = settings.url.password
     if settings.driver.name == "asyncpg":
         engine.dialect.do_ping = _asyncpg_ping  # type: ignore[method-assign]
-    command_timeout: float | None = _connect_args(settings).get("command_timeout")
     if command_timeout is not None:
         _guard_ping(engine.dialect, command_timeout)
 
