@@ -4,6 +4,7 @@ from .database import Database as Database
 from .database import DatabaseState as DatabaseState
 from .databases import Databases as Databases
 from .engine import build_engine as build_engine
+from .errors import CompatibilityError as CompatibilityError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import DatabaseUnavailable as DatabaseUnavailable
 from .errors import DatabaseUnreachable as DatabaseUnreachable
@@ -26,6 +27,7 @@ from .settings import redact_url as redact_url
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompatibilityError",
     "ConfigurationError",
     "Database",
     "DatabaseSettings",

@@ -347,12 +347,12 @@ class Database:
 
     def saturated(self) -> bool:
         """True when a checkout now would be refused at once (:class:`PoolOverloaded`)."""
-        pool = self._pool()
+        pool = self._current_pool()
         return isinstance(pool, QueuePool) and self.admission.saturated(pool)
 
     def admit(self) -> None:
         """Raise :class:`PoolOverloaded` now if a checkout now would be refused."""
-        pool = self._pool()
+        pool = self._current_pool()
         if isinstance(pool, QueuePool):
             self.admission.admit(pool)
 
@@ -369,7 +369,7 @@ class Database:
         last :attr:`BUSY_GRACE` seconds (the pool is busy, not broken), and as
         overloaded otherwise. Raises :class:`DatabaseUnavailable` (or the timeout).
         """
-        pool = self._pool()
+        pool = self._current_pool()
         if isinstance(pool, QueuePool) and would_wait(pool):
             idle_for = time.monotonic() - self.monitor.last_checkout
             if idle_for <= self.BUSY_GRACE:
@@ -383,7 +383,7 @@ class Database:
         await self.ping(timeout)
         return "ok"
 
-    def _pool(self) -> Pool | None:
+    def _current_pool(self) -> Pool | None:
         engine = self._engine
         if engine is None or self._state is not DatabaseState.STARTED:
             return None
@@ -394,7 +394,7 @@ class Database:
 
         Reads counters and the held table; no I/O, safe from any thread.
         """
-        return pool_snapshot(self.settings, self._pool(), self.admission, self.monitor)
+        return pool_snapshot(self.settings, self._current_pool(), self.admission, self.monitor)
 
     def health_line(self) -> str:
         """One ``key=value`` line on the pool's health (the periodic health log)."""

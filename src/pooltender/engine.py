@@ -1,7 +1,8 @@
 """Build a SQLAlchemy engine from :class:`DatabaseSettings`: per-dialect options only.
 
-- Only the pool options the user set reach SQLAlchemy, plus pooltender's two
-  deliberate defaults (``pool_recycle=3600``, ``pool_pre_ping=True``).
+- Only the pool options the user set reach SQLAlchemy, plus pooltender's deliberate
+  default ``pool_recycle=3600``; the pre-ping (on by default) is pooltender's own
+  checkout event (:mod:`pooltender.ping`).
 - A connect timeout always, so a dead host cannot hang a worker.
 - A server-side statement timeout where the dialect has one.
 - SQLite: a file database gets WAL and a busy timeout; an in-memory database lives
@@ -29,9 +30,11 @@ from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from . import compat
 from .deadline import DEADLINE_EXPIRED, psycopg_connect_args
 from .errors import DatabaseUnreachable, StatementTimeout
 from .fork import dispose_after_fork
+from .ping import install_pre_ping
 from .pool import Admission, GatedAsyncQueuePool, GatedQueuePool
 from .settings import DatabaseSettings, redact_url
 
@@ -57,8 +60,6 @@ def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
             if settings.is_set(field):
                 options[field] = getattr(settings, field)
         options["pool_recycle"] = settings.pool_recycle
-        options["pool_pre_ping"] = settings.pool_pre_ping
-        options["pre_ping_window"] = settings.pre_ping_window
         options["overflow_idle_timeout"] = settings.overflow_idle_timeout
     options["connect_args"] = _connect_args(settings)
     if settings.read_only and settings.driver.backend == "postgresql":
@@ -128,6 +129,7 @@ def build_engine(
     No connection is opened here. A process forked from this one drops the engine's
     inherited connections (see :mod:`pooltender.fork`).
     """
+    compat.verify()
     options = engine_options(settings)
     url = settings.engine_url
     engine: AsyncEngine | Engine
@@ -140,6 +142,8 @@ def build_engine(
         engine = sync_engine = create_engine(
             url, poolclass=GatedQueuePool, admission=admission, **options
         )
+    if settings.pool_pre_ping and not settings.is_sqlite_memory:
+        install_pre_ping(sync_engine, window=settings.pre_ping_window)
     _install_events(
         sync_engine, settings, on_connect_time, options["connect_args"].get("command_timeout")
     )
@@ -155,10 +159,6 @@ def _install_events(
 ) -> None:
     name, host = settings.name, settings.host
     password = settings.url.password
-    if settings.driver.name == "asyncpg":
-        engine.dialect.do_ping = _asyncpg_ping  # type: ignore[method-assign]
-    if command_timeout is not None:
-        _guard_ping(engine.dialect, command_timeout)
 
     @event.listens_for(engine, "do_connect")
     def _connect(
@@ -289,10 +289,11 @@ def _install_events(
 
 def _deadline_expired(context: ExceptionContext) -> float | None:
     """The deadline (seconds) that shut this error's psycopg connection down, if any."""
-    try:
-        driver_connection = context.connection.connection.driver_connection  # type: ignore[union-attr]
-    except Exception:
-        return None
+    connection = context.connection
+    if connection is None or connection.closed or connection.invalidated:
+        driver_connection = None
+    else:
+        driver_connection = connection.connection.driver_connection
     expired = getattr(driver_connection, DEADLINE_EXPIRED, None)
     return float(expired) if isinstance(expired, (int, float)) else None
 
@@ -308,47 +309,6 @@ def _is_statement_timeout(error: BaseException) -> bool:
         return True
     args: tuple[Any, ...] = error.args
     return bool(args) and args[0] in _MYSQL_STATEMENT_TIMEOUTS
-
-
-def _asyncpg_ping(dbapi_connection: Any) -> bool:
-    """The pre-ping of an asyncpg connection: one round trip.
-
-    SQLAlchemy's asyncpg ping sends ``BEGIN``, ``;`` and ``ROLLBACK`` (three round
-    trips): its ``;`` goes over the extended protocol (Parse/Bind/Execute), which
-    PgBouncer in transaction mode can split between server connections unless a
-    transaction holds them together. ``SELECT 1`` over the *simple* protocol (asyncpg's
-    ``execute`` without arguments) is one message and one implicit transaction, with no
-    prepared statement: safe behind PgBouncer. (Not the empty query: asyncpg fails on
-    the server's EmptyQueryResponse.) Errors are translated to the DBAPI ones, so the
-    pool recognises a lost connection and replaces it.
-    """
-    try:
-        dbapi_connection.await_(dbapi_connection.driver_connection.execute("SELECT 1"))
-    except Exception as error:
-        dbapi_connection._handle_exception(error)
-    return True
-
-
-def _guard_ping(dialect: Dialect, timeout: float) -> None:
-    """Make a pre-ping that times out count as a lost connection.
-
-    asyncpg raises a bare ``TimeoutError`` when the ping gets no answer within the
-    command timeout; the pool only recognises DBAPI errors as disconnects and would let
-    it through (a 500). Terminate the connection and raise the DBAPI "connection is
-    closed" error instead: the pool then replaces the connection.
-    """
-    ping = dialect.do_ping
-
-    def guarded_ping(dbapi_connection: Any) -> bool:
-        try:
-            return ping(dbapi_connection)
-        except TimeoutError:
-            dbapi_connection.driver_connection.terminate()
-            raise dialect.loaded_dbapi.InterfaceError(
-                f"connection is closed: no answer to the pre-ping within {timeout:g}s"
-            ) from None
-
-    dialect.do_ping = guarded_ping  # type: ignore[method-assign]
 
 
 def describe_error(exc: BaseException, password: str | None) -> str:

@@ -7,6 +7,7 @@ Every error pooltender raises derives from :class:`PooltenderError`::
     │   └── DriverNotInstalled      the URL names a driver whose package is missing
     ├── LifecycleError              a database used before start(), or restarted after stop()
     ├── StartupError                start() could not reach the database (names database and host)
+    ├── CompatibilityError          an installed SQLAlchemy or driver lacks a name pooltender needs
     ├── ReadOnlyError               a session of a read-only database was asked to write
     └── DatabaseUnavailable         the pool cannot serve now; HTTP integrations answer 503
         ├── PoolOverloaded          the wait queue is full (DATABASE_MAX_WAITING): refused at once
@@ -21,9 +22,12 @@ keep catching them. No message ever contains a URL's password.
 
 from __future__ import annotations
 
+import sys
+
 import sqlalchemy.exc
 
 __all__ = [
+    "CompatibilityError",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DatabaseUnreachable",
@@ -78,6 +82,31 @@ class StartupError(PooltenderError):
         self.host = host
         self.reason = reason
         super().__init__(f"database {database!r} at {host} is not reachable: {reason}")
+
+
+class CompatibilityError(PooltenderError, RuntimeError):
+    """An installed SQLAlchemy, driver or Python lacks a name pooltender relies on.
+
+    Raised at start (see :mod:`pooltender.compat`), never in the middle of a request.
+    """
+
+    def __init__(self, name: str, distribution: str) -> None:
+        from importlib import metadata
+
+        self.name = name
+        self.distribution = distribution
+        if distribution == "Python":
+            installed = sys.version.split()[0]
+        else:
+            try:
+                installed = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                installed = "(not installed)"
+        self.installed = installed
+        super().__init__(
+            f"pooltender relies on {name}, which {distribution} {installed} does not have: "
+            "install a version pooltender supports (README, 'Supported versions')"
+        )
 
 
 class ReadOnlyError(PooltenderError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import select
 import threading
 import time
 from collections.abc import Callable
@@ -27,10 +26,6 @@ from .errors import DatabaseUnavailable, PoolOverloaded, PoolTimeout
 __all__ = ["Admission", "BurstLog", "GatedAsyncQueuePool", "GatedQueuePool", "would_wait"]
 
 logger = logging.getLogger("pooltender.pool")
-
-"""Seconds a pooled connection may sit idle and still skip the pre-ping."""
-
-_RETURNED = "pooltender_returned"
 
 
 class BurstLog:
@@ -190,54 +185,21 @@ class Admission:
 
 
 def would_wait(pool: QueuePool) -> bool:
-    """True when a checkout now finds no idle connection and no room to open one."""
-    max_overflow: int = pool._max_overflow
-    return pool.checkedin() == 0 and max_overflow > -1 and pool.overflow() >= max_overflow
+    """True when a checkout from ``pool`` now finds no idle connection and no room to open one."""
+    return isinstance(pool, _GatedPool) and pool.would_wait()
 
 
-def looks_alive(dbapi_connection: Any) -> bool:
-    """Whether a pooled connection looks usable without a round trip.
-
-    False when the driver knows it closed, or when its socket has something to read:
-    an idle connection's server says nothing unless it is going away (a terminated
-    backend sends its FATAL error, then closes), so input waiting on an idle socket is
-    a reason to ping. ``select`` with a zero timeout costs one system call. SQLite (no
-    server) looks alive; a driver whose socket is not known here (MySQL's) does not, so
-    the window never skips its ping.
-    """
-    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-    fileno: int | None = None
-    is_closed = getattr(driver, "is_closed", None)
-    if callable(is_closed):  # asyncpg
-        if is_closed():
-            return False
-        transport = getattr(driver, "_transport", None)
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        fileno = sock.fileno() if sock is not None else None
-    elif callable(getattr(driver, "fileno", None)):  # psycopg, psycopg2
-        if getattr(driver, "closed", False) or getattr(driver, "broken", False):
-            return False
-        try:
-            fileno = driver.fileno()
-        except Exception:
-            return False
-    else:  # SQLite has no server to lose; other drivers' sockets are not known here
-        return type(driver).__module__.startswith(("sqlite3", "aiosqlite"))
-    if fileno is None or fileno < 0:
-        return False
-    try:
-        readable, _, _ = select.select([fileno], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable
-
-
-def _capacity(pool: QueuePool) -> int:
-    return int(pool.size() + pool._max_overflow)
+def _capacity(pool: QueuePool) -> int | None:
+    return pool.capacity if isinstance(pool, _GatedPool) else None
 
 
 class _GatedPool(QueuePool):
     """A QueuePool whose checkouts pass through an :class:`Admission`.
+
+    It overrides ``_do_get`` and ``_do_return_conn``, the hooks SQLAlchemy's ``Pool``
+    provides to its implementations (see :mod:`pooltender.compat`), and reads the pool
+    only through its public counters (``size()``, ``checkedin()``, ``checkedout()``,
+    ``overflow()``).
 
     **Overflow that lingers** (``overflow_idle_timeout``, ``DATABASE_OVERFLOW_IDLE_TIMEOUT``,
     default 30 s): SQLAlchemy closes an overflow connection the moment it comes back
@@ -249,73 +211,55 @@ class _GatedPool(QueuePool):
     and psycopg_pool's ``max_idle`` shrink a pool above its minimum. Spares count as
     idle (``checkedin()``) and as overflow; never more than ``pool_size +
     max_overflow`` connections exist. 0 restores SQLAlchemy's behaviour.
-
-    With ``pre_ping_window`` > 0 (``DATABASE_PRE_PING_WINDOW``), pre-ping skips the round
-    trip for a connection returned less than that many seconds ago *and* that
-    :func:`looks_alive` (driver open, nothing waiting on its socket), as HikariCP's
-    ``aliveBypassWindowMs`` does. A backend terminated between two requests has sent
-    its FATAL error by the time of the next checkout and is pinged (and replaced); the
-    price is the race where the server drops the connection in the instant between
-    this check and the first statement, which a ping only narrows. At 0 every
-    checkout is pinged.
     """
 
     def __init__(
         self,
         creator: Any,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        # Not keyword-only: create_engine() finds a pool's options in its signature's
+        # positional-or-keyword parameters.
         admission: Admission | None = None,
-        pre_ping_window: float = 0.0,
         overflow_idle_timeout: float = 0.0,
         **kw: Any,
     ) -> None:
-        super().__init__(creator, **kw)
+        super().__init__(creator, pool_size=pool_size, max_overflow=max_overflow, **kw)
         self.admission = admission
-        self.pre_ping_window = pre_ping_window
-        self.ping_idle: bool = self._pre_ping and pre_ping_window > 0
-        if self.ping_idle:
-            self._pre_ping = False  # pinged in _do_get instead, when idle long enough
         self.overflow_idle_timeout = overflow_idle_timeout
-        self._spares: collections.deque[ConnectionPoolEntry] = collections.deque()
+        self.capacity: int | None = (
+            None if pool_size == 0 or max_overflow < 0 else pool_size + max_overflow
+        )
+        """The most connections this pool may hold at once; ``None``: unbounded."""
+        # Returned overflow connections kept open, oldest first: (returned at, record).
+        self._spares: collections.deque[tuple[float, ConnectionPoolEntry]] = collections.deque()
         self._spares_lock = threading.Lock()
+
+    def would_wait(self) -> bool:
+        """True when a checkout now finds no idle connection and no room to open one."""
+        capacity = self.capacity
+        return capacity is not None and self.checkedin() == 0 and self.checkedout() >= capacity
 
     def _do_get(self) -> ConnectionPoolEntry:
         admission = self.admission
-        record: ConnectionPoolEntry = (
-            self._get() if admission is None else admission.checkout(self, self._get)
-        )
-        if self.ping_idle:
-            self._ping_if_idle(record)
+        if admission is None:
+            return self._get()
+        record: ConnectionPoolEntry = admission.checkout(self, self._get)
         return record
 
     def _get(self) -> ConnectionPoolEntry:
-        if self._spares and self._pool.empty():
+        if self._spares and super().checkedin() == 0:
             with self._spares_lock:
-                spare = self._spares.pop() if self._spares else None
+                spare = self._spares.pop()[1] if self._spares else None
             if spare is not None:
                 return spare
         return super()._do_get()
 
-    def _ping_if_idle(self, record: ConnectionPoolEntry) -> None:
-        returned = record.info.get(_RETURNED)
-        dbapi_connection = record.dbapi_connection
-        if dbapi_connection is None or returned is None:
-            return  # new, or reconnecting anyway
-        if time.monotonic() - returned <= self.pre_ping_window and looks_alive(dbapi_connection):
-            return
-        try:
-            alive = self._dialect._do_ping_w_event(dbapi_connection)
-        except Exception:
-            alive = False
-        if not alive:
-            logger.info("pool connection failed its pre-ping; replacing it")
-            record.invalidate()  # the checkout opens a new connection
-
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         now = time.monotonic()
-        record.info[_RETURNED] = now
-        if self.overflow_idle_timeout > 0 and self._pool.full():
+        if self.overflow_idle_timeout > 0 and super().checkedin() >= self.size():
             with self._spares_lock:
-                self._spares.append(record)
+                self._spares.append((now, record))
         else:
             super()._do_return_conn(record)
         if self._spares:
@@ -324,15 +268,12 @@ class _GatedPool(QueuePool):
     def _close_idle_spares(self, now: float) -> None:
         expired: list[ConnectionPoolEntry] = []
         with self._spares_lock:
-            while self._spares and (
-                now - self._spares[0].info.get(_RETURNED, now) > self.overflow_idle_timeout
-            ):
-                expired.append(self._spares.popleft())
+            while self._spares and now - self._spares[0][0] > self.overflow_idle_timeout:
+                expired.append(self._spares.popleft()[1])
         for record in expired:
-            try:
-                record.close()
-            finally:
-                self._dec_overflow()
+            # QueuePool's own return: into the queue if it has room now, else closed
+            # and the overflow count lowered.
+            super()._do_return_conn(record)
 
     def checkedin(self) -> int:
         return super().checkedin() + len(self._spares)
@@ -342,7 +283,7 @@ class _GatedPool(QueuePool):
 
     def dispose(self) -> None:
         with self._spares_lock:
-            spares = list(self._spares)
+            spares = [record for _, record in self._spares]
             self._spares.clear()
         for record in spares:
             record.close()
@@ -352,8 +293,6 @@ class _GatedPool(QueuePool):
         new = super().recreate()
         assert isinstance(new, _GatedPool)
         new.admission = self.admission
-        new.pre_ping_window = self.pre_ping_window
-        new.ping_idle = self.ping_idle
         new.overflow_idle_timeout = self.overflow_idle_timeout
         return new
 
@@ -361,11 +300,11 @@ class _GatedPool(QueuePool):
 class GatedQueuePool(_GatedPool):
     """:class:`QueuePool` with admission control (sync engines)."""
 
-    # Log where users already configure SQLAlchemy's pool logging.
+    # Log where users already configure SQLAlchemy's pool logging (pooltender.compat, 2).
     _sqla_logger_namespace = "sqlalchemy.pool.impl.QueuePool"
 
 
 class GatedAsyncQueuePool(_GatedPool, AsyncAdaptedQueuePool):
     """:class:`AsyncAdaptedQueuePool` with admission control (async engines)."""
 
-    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"  # compat, 2

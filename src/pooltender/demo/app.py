@@ -187,7 +187,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         session: Session, seconds: Annotated[float, Query(ge=0, le=5)] = 0.5
     ) -> dict[str, float | int]:
         """Holds its connection for ``seconds``: a slow query on PostgreSQL, a wait on SQLite."""
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
         else:
             await session.execute(text("SELECT 1"))

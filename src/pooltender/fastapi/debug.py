@@ -6,8 +6,9 @@ clients (127.0.0.0/8, ::1) are answered. Refusals are ``401`` (no or wrong token
 and ``403`` (not loopback). The snapshot holds no secret: URLs are redacted.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI before 0.12x cannot resolve a
+# string annotation on a callable instance's ``__call__`` (DebugAccess) and would take
+# ``request`` for a query parameter.
 import hmac
 import ipaddress
 from typing import Any

@@ -15,7 +15,6 @@ carries over to the new pool ``dispose()`` creates.
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
 import weakref
@@ -26,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from ..compat import getframe
 from .context import RequestContext, current_request, route_of
 from .histogram import Histogram
 from .sites import Site, capture
@@ -202,7 +202,7 @@ class PoolMonitor:
         now = time.perf_counter()
         self._stats().checkouts += 1
         context = current_request.get()
-        held = Held(next(self._ids), now, route_of(context), context, capture(sys._getframe(1)))
+        held = Held(next(self._ids), now, route_of(context), context, capture(getframe(1)))
         key = id(record)
         ref = _FairyRef(proxy, self._on_reclaimed)
         ref.key = key

@@ -5,8 +5,9 @@ request passes through (SQLAlchemy, Starlette, FastAPI, anyio, asyncio, ...) nor
 standard library. Two exceptions: pooltender's demo service is user code, and a
 service installed into ``site-packages`` is user code even where site-packages lies
 inside the standard library's directory (Python outside a virtual environment). The
-walk uses ``sys._getframe`` and keeps only ``(code, line)`` pairs: no source is read
-and nothing is formatted until a report needs it (:func:`format_stack`).
+walk uses ``sys._getframe`` (through :mod:`pooltender.compat`) and keeps only
+``(code, line)`` pairs: no source is read and nothing is formatted until a report
+needs it (:func:`format_stack`).
 
 Async engines run the pool inside a greenlet whose frames do not link back to the
 caller; the walk continues in the parent greenlet, where the user's coroutine waits.
@@ -28,6 +29,8 @@ from types import CodeType, FrameType
 
 import anyio
 import sqlalchemy
+
+from ..compat import getframe
 
 __all__ = [
     "Site",
@@ -151,7 +154,7 @@ def capture(
     looked at: the frames near the site are the useful ones, and a request's stack
     ends in dozens of server frames.
     """
-    frame: FrameType | None = start if start is not None else sys._getframe(1)
+    frame: FrameType | None = start if start is not None else getframe(1)
     result: list[tuple[CodeType, int]] = []
     crossed = False
     budget = WALK_AFTER_SITE

@@ -17,14 +17,13 @@ One daemon thread per event loop, shared by the databases started on it. Every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from ..compat import current_frames
 from .monitor import Held, PoolMonitor
 from .sites import capture, current_greenlet, format_site, format_stack, user_frame
 
@@ -184,7 +183,7 @@ class Watchdog:
             return
         for monitor in holding:
             monitor.loop_blocked += 1
-        frame = sys._current_frames().get(self._loop_thread)
+        frame = current_frames().get(self._loop_thread)
         stuck = user_frame(frame, root=self._loop_greenlet)
         where = format_site((stuck,)) if stuck is not None else "?"
         stack = format_stack(capture(frame, root=self._loop_greenlet)) if frame is not None else ""
@@ -205,10 +204,7 @@ class Watchdog:
 
     def _current_route(self, monitors: list[PoolMonitor]) -> str:
         """The route of the task running on the loop now (from the connections it holds)."""
-        task = asyncio.current_task(self.loop) if sys.version_info >= (3, 12) else None
-        if task is None:
-            with contextlib.suppress(Exception):
-                task = asyncio.tasks._current_tasks.get(self.loop)  # type: ignore[attr-defined]
+        task = asyncio.current_task(self.loop)  # safe from another thread, given the loop
         for monitor in monitors:
             for held in list(monitor.held.values()):
                 if held.context is not None and held.context.task is task and task is not None:

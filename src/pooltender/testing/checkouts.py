@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 import threading
 import time
 import weakref
@@ -33,6 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..compat import getframe
 from ..monitor import sites
 
 __all__ = [
@@ -55,7 +55,7 @@ def checkout_site(depth: int = 1) -> str:
     Paths under the current directory are shown relative to it. ``"unknown"`` when
     every frame belongs to a library.
     """
-    site = sites.capture(sys._getframe(depth), depth=1)
+    site = sites.capture(getframe(depth), depth=1)
     return sites.format_site(site) if site else "unknown"
 
 

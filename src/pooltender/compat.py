@@ -1,0 +1,116 @@
+"""The one place where pooltender touches names that are not public API.
+
+Everything else in the package uses SQLAlchemy's, the drivers' and Python's public
+interfaces: engine and pool events, ``Dialect.do_ping``, ``AdaptedConnection.run_async``,
+``asyncio.current_task(loop)``, the pool's public counters. What remains is listed here,
+each with why no public interface does the job and the versions it was checked on.
+:func:`verify` runs before pooltender builds its first engine and raises
+:class:`~pooltender.errors.CompatibilityError` naming what is missing and the installed
+version, so an upgrade that moves a name fails at start, loudly, never silently in a
+request; ``tests/unit/test_compat.py`` asserts that each name exists *and behaves*.
+
+Checked on SQLAlchemy 2.0.46, 2.0.58 and 2.1.9, asyncpg 0.32, psycopg 3.3,
+CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run).
+
+1. ``QueuePool._do_get`` / ``QueuePool._do_return_conn``: the hooks SQLAlchemy's
+   ``Pool`` documents for its implementations ("supplied by subclasses"). pooltender's
+   pool overrides them to bound the wait queue and to keep overflow connections as
+   spares; there is no event that runs *before* a checkout waits.
+2. ``Pool._sqla_logger_namespace``: the class attribute SQLAlchemy's logging reads to
+   name a pool's logger. Set on pooltender's pool classes so their log lines appear
+   under ``sqlalchemy.pool.impl.QueuePool``, where users already configure pool logging.
+   Without it they would log under ``pooltender.pool`` (harmless, hence no error).
+3. asyncpg ``Connection._transport``: the only way to reach an asyncpg connection's
+   socket. The pre-ping window (:func:`pooltender.ping.looks_alive`) asks the kernel,
+   with one ``select()``, whether the server has written to an idle connection (a
+   terminated backend sends its FATAL error). asyncpg has no public accessor.
+4. ``sys._getframe`` / ``sys._current_frames``: CPython's documented frame access (the
+   ``sys`` docs mark them implementation details). The monitor walks the stack to the
+   user's checkout site; the watchdog reads the event-loop thread's frame. ``inspect``
+   builds ``FrameInfo`` objects and reads source for every frame: too slow for a
+   checkout.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from types import FrameType
+from typing import Any
+
+from sqlalchemy.pool import QueuePool
+
+from .errors import CompatibilityError
+
+__all__ = [
+    "LOGGER_NAMESPACE",
+    "POOL_HOOKS",
+    "asyncpg_socket",
+    "current_frames",
+    "getframe",
+    "verify",
+    "verify_asyncpg_connection",
+]
+
+POOL_HOOKS = ("_do_get", "_do_return_conn")
+"""(1) The ``QueuePool`` methods pooltender's pool overrides."""
+
+LOGGER_NAMESPACE = "_sqla_logger_namespace"
+"""(2) The class attribute naming a pool class's logger."""
+
+ASYNCPG_TRANSPORT = "_transport"
+"""(3) The attribute of an asyncpg ``Connection`` holding its asyncio transport."""
+
+getframe: Callable[[int], FrameType] = sys._getframe
+"""(4) ``sys._getframe``."""
+
+current_frames: Callable[[], dict[int, FrameType]] = sys._current_frames
+"""(4) ``sys._current_frames``."""
+
+_verified = False
+
+
+def version(distribution: str) -> str:
+    """The installed version of ``distribution``, or ``"not installed"``."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def verify() -> None:
+    """Raise :class:`CompatibilityError` if a name pooltender relies on is gone.
+
+    Cheap and idempotent: the checks run once per process.
+    """
+    global _verified
+    if _verified:
+        return
+    for hook in POOL_HOOKS:
+        if not callable(getattr(QueuePool, hook, None)):
+            raise CompatibilityError(f"sqlalchemy.pool.QueuePool.{hook}", "SQLAlchemy")
+    for name in ("_getframe", "_current_frames"):
+        if not callable(getattr(sys, name, None)):
+            raise CompatibilityError(f"sys.{name}", "Python")
+    _verified = True
+
+
+def verify_asyncpg_connection(driver_connection: Any) -> None:
+    """Raise :class:`CompatibilityError` if an asyncpg connection has no transport.
+
+    Called on each new asyncpg connection of an engine with a pre-ping window (an
+    instance attribute cannot be checked on the class).
+    """
+    if not hasattr(driver_connection, ASYNCPG_TRANSPORT):
+        raise CompatibilityError(f"asyncpg.Connection.{ASYNCPG_TRANSPORT}", "asyncpg")
+
+
+def asyncpg_socket(driver_connection: Any) -> socket.socket | None:
+    """The socket of an asyncpg connection (``None`` once its transport is gone)."""
+    transport = getattr(driver_connection, ASYNCPG_TRANSPORT)
+    if transport is None:
+        return None
+    sock: socket.socket | None = transport.get_extra_info("socket")
+    return sock

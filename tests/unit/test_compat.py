@@ -1,0 +1,175 @@
+"""The compatibility seam: every name pooltender needs exists and behaves, and no other
+module touches a private name of SQLAlchemy, a driver or asyncio.
+
+When an upgrade moves one of these names, a test here fails by name (and
+:func:`pooltender.compat.verify` refuses to start), instead of a request failing later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
+
+import pooltender
+from pooltender import CompatibilityError, DatabaseSettings, build_engine, compat
+from pooltender.pool import GatedAsyncQueuePool, GatedQueuePool
+
+PACKAGE = Path(pooltender.__file__).parent
+
+
+def test_the_pool_hooks_exist_and_pooltender_overrides_them() -> None:
+    for hook in compat.POOL_HOOKS:
+        assert callable(getattr(QueuePool, hook))
+        assert hook in vars(GatedQueuePool.__mro__[1])  # _GatedPool defines each
+
+
+def test_the_pool_hooks_are_what_a_checkout_and_a_return_call(tmp_path: Path) -> None:
+    engine = build_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'h.db'}", pool_size=1))
+    assert isinstance(engine, Engine)
+    calls: list[str] = []
+    pool = engine.pool
+    for hook in compat.POOL_HOOKS:
+        original = getattr(pool, hook)
+
+        def spy(*args: Any, _hook: str = hook, _original: Any = original) -> Any:
+            calls.append(_hook)
+            return _original(*args)
+
+        setattr(pool, hook, spy)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert calls == ["_do_get", "_do_return_conn"]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("sqlite:///{tmp}/l.db", "sqlalchemy.pool.impl.QueuePool"),
+        ("sqlite+aiosqlite:///{tmp}/l.db", "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"),
+    ],
+)
+def test_pooltender_pools_log_where_sqlalchemy_pools_do(
+    tmp_path: Path, url: str, name: str
+) -> None:
+    engine = build_engine(DatabaseSettings(url=url.format(tmp=tmp_path)))
+    pool = engine.sync_engine.pool if not isinstance(engine, Engine) else engine.pool
+    assert isinstance(pool, GatedQueuePool | GatedAsyncQueuePool)
+    assert pool.logger.name == name
+    assert isinstance(pool.logger, logging.Logger | logging.LoggerAdapter)
+
+
+def test_the_frame_functions_behave() -> None:
+    assert compat.getframe(0).f_code is test_the_frame_functions_behave.__code__
+    frames = compat.current_frames()
+    assert frames[threading.get_ident()].f_code.co_name == "test_the_frame_functions_behave"
+
+
+def test_the_current_task_of_a_loop_is_readable_from_another_thread() -> None:
+    """The watchdog names the route of the task the loop runs, from its own thread,
+    with the public ``asyncio.current_task(loop)``."""
+    seen: list[object] = []
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        probe = threading.Thread(target=lambda: seen.append(asyncio.current_task(loop)))
+        probe.start()
+        probe.join()  # blocks the loop inside this task, on purpose
+        return asyncio.current_task()
+
+    task = asyncio.run(main())
+    assert seen == [task]
+
+
+def test_verify_names_a_missing_hook_and_the_installed_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Moved:  # a SQLAlchemy whose pool lost its hook
+        pass
+
+    monkeypatch.setattr(compat, "QueuePool", Moved)
+    monkeypatch.setattr(compat, "_verified", False)
+    with pytest.raises(CompatibilityError) as caught:
+        compat.verify()
+    message = str(caught.value)
+    assert "sqlalchemy.pool.QueuePool._do_get" in message
+    assert f"SQLAlchemy {compat.version('sqlalchemy')}" in message
+    assert "\n" not in message
+
+
+def test_verify_names_a_missing_asyncpg_transport() -> None:
+    with pytest.raises(CompatibilityError, match=r"asyncpg\.Connection\._transport"):
+        compat.verify_asyncpg_connection(object())
+
+
+def _private_names() -> set[str]:
+    """Private attribute names of the SQLAlchemy, driver and asyncio objects pooltender
+    meets: engines, pools, dialects, connections, asyncio's task module."""
+    import asyncpg
+    import psycopg
+
+    engine = create_engine("sqlite://", poolclass=QueuePool)
+    async_engine = create_async_engine("sqlite+aiosqlite://", poolclass=AsyncAdaptedQueuePool)
+    objects: list[Any] = [
+        engine,
+        engine.pool,
+        engine.dialect,
+        async_engine,
+        async_engine.sync_engine.pool,
+        async_engine.sync_engine.dialect,
+        QueuePool,
+        asyncpg.Connection,
+        psycopg.AsyncConnection,
+        asyncio.tasks,
+        asyncio.events,
+    ]
+    names: set[str] = set()
+    for obj in objects:
+        names.update(dir(obj))
+        names.update(getattr(obj, "__dict__", {}))
+        names.update(getattr(obj, "__slots__", ()))
+    with engine.connect() as connection:
+        names.update(dir(connection))
+        names.update(dir(connection.connection))
+    engine.dispose()
+    return {n for n in names if re.fullmatch(r"_[a-z]\w*", n)}
+
+
+def test_no_module_but_compat_touches_a_private_name() -> None:
+    allowed = set(compat.POOL_HOOKS) | {compat.LOGGER_NAMESPACE}
+    private = _private_names() - allowed
+    offenders = []
+    access = re.compile(r"\.(_[a-z]\w*)\b")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "compat.py":
+            continue
+        source = path.read_text()
+        # A name the module defines itself (self._x = ..., def _x, _x: ...) is its own,
+        # even where SQLAlchemy happens to use the same name.
+        own = set(re.findall(r"(?:self\.|def |^\s*)(_[a-z]\w*)\s*[:=(]", source, re.M))
+        for number, line in enumerate(source.splitlines(), 1):
+            code = line.split("#", 1)[0]
+            for name in access.findall(code):
+                if name in private and name not in own:
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert offenders == [], "private names outside pooltender.compat:\n" + "\n".join(offenders)
+
+
+def test_the_private_name_scan_finds_what_it_looks_for() -> None:
+    """The scan above is real: the names pooltender used to reach for are in its set."""
+    private = _private_names()
+    for name in ("_max_overflow", "_pre_ping", "_dialect", "_dec_overflow", "_current_tasks"):
+        assert name in private, name
+    assert sys.version_info >= (3, 11)
