@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The second leg of the version matrix: the oldest SQLAlchemy and FastAPI pooltender supports.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_BIN  := $(OLDEST_VENV)/bin
 
 .DEFAULT_GOAL := help
 
@@ -13,9 +16,16 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	@touch $@
 
+# The newest releases of everything (-U): the first leg of the version matrix.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -U --upgrade-strategy eager -e '.[dev]'
 	@touch $@ $(VENV)/.installed-base
+
+$(OLDEST_VENV)/.installed: pyproject.toml constraints/oldest.txt
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_BIN)/python -m pip install -q --upgrade pip
+	$(OLDEST_BIN)/python -m pip install -q -e '.[dev]' -c constraints/oldest.txt
+	@touch $@
 
 .PHONY: help
 help: ## list the targets
@@ -38,8 +48,13 @@ services: ## make sure what the integration tests need is installed and up
 	bash scripts/pgbouncer.sh
 
 .PHONY: test
-test: $(VENV)/.installed-dev services lint ## the whole suite: services, lint, types, unit + integration tests
+test: $(VENV)/.installed-dev services lint ## the whole suite, on the newest and on the oldest supported SQLAlchemy/FastAPI
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-oldest
+
+.PHONY: test-oldest
+test-oldest: $(OLDEST_VENV)/.installed services ## the suite on the oldest supported SQLAlchemy and FastAPI (constraints/oldest.txt)
+	$(OLDEST_BIN)/python -m pytest
 
 .PHONY: test-unit
 test-unit: $(VENV)/.installed-dev ## unit tests only (no server needed)

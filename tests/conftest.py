@@ -33,3 +33,17 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def pytest_report_header() -> str:
+    """Which versions this leg of the matrix runs (``make test`` runs two)."""
+    from importlib import metadata
+
+    names = ("sqlalchemy", "fastapi", "starlette", "asyncpg", "psycopg", "aiosqlite", "aiomysql")
+    versions = []
+    for name in names:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    return "pooltender versions: " + ", ".join(versions)
