@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[cli]'
 	@touch $@
 
 # The newest releases of everything (-U): the first leg of the version matrix.
@@ -40,6 +40,10 @@ lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy (strict on t
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+
+.PHONY: docs
+docs: $(VENV)/.installed-base ## regenerate the README's settings table from the settings' declarations
+	$(BIN)/python scripts/settings-table.py README.md
 
 .PHONY: services
 services: ## make sure what the integration tests need is installed and up

@@ -36,8 +36,8 @@ from pooltender.monitor import PoolMonitor, RequestContext, current_request
 def make_app(url: str, monitor: bool) -> FastAPI:
     app = FastAPI()
     options = PooltenderSettings(monitor=monitor)
-    dbs = Databases({"primary": Database(DatabaseSettings(url=url), options=options)})
-    install(app, dbs, settings=options)
+    dbs = Databases({"primary": Database(DatabaseSettings(url=url), pooltender_settings=options)})
+    install(app, dbs, pooltender_settings=options)
 
     @app.get("/users/{user_id}")
     async def get_user(user_id: int, session: Session) -> dict[str, int]:
@@ -86,7 +86,7 @@ class _Proxy:
 
 def drive_listeners(monitor: PoolMonitor, n: int, contexts: list[RequestContext]) -> None:
     record, proxy = SimpleNamespace(), _Proxy()
-    on_checkout, on_checkin = monitor._on_checkout, monitor._on_checkin
+    on_checkout, on_checkin = monitor._on_checkout, monitor._on_return
     routes = len(contexts)
     for i in range(n):
         token = current_request.set(contexts[i % routes])
@@ -96,8 +96,8 @@ def drive_listeners(monitor: PoolMonitor, n: int, contexts: list[RequestContext]
 
 
 def context(i: int) -> RequestContext:
-    route = SimpleNamespace(path=f"/resource{i}/{{item_id}}")
-    return RequestContext({"type": "http", "method": "GET", "route": route})
+    template = f"/resource{i}/{{item_id}}"
+    return RequestContext("GET", lambda: template)
 
 
 def main() -> None:

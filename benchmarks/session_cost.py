@@ -51,7 +51,7 @@ async def main() -> None:
         )
     seed_sessions = async_sessionmaker(seed_engine, expire_on_commit=False)
     monitor_off = PooltenderSettings(monitor=False)
-    bare = Database(DatabaseSettings(url=URL, pool_pre_ping=False), options=monitor_off)
+    bare = Database(DatabaseSettings(url=URL, pool_pre_ping=False), pooltender_settings=monitor_off)
     monitored = Database(DatabaseSettings(url=URL, pool_pre_ping=False))
     defaults = Database(DatabaseSettings(url=URL))
     for db in (bare, monitored, defaults):

@@ -1,4 +1,9 @@
-"""pooltender: correct, visible and right-sized database pools for FastAPI services."""
+"""pooltender: correct, visible and right-sized database pools for FastAPI services.
+
+The core (this package's top level) needs SQLAlchemy and pydantic only. The FastAPI
+integration is :mod:`pooltender.fastapi` (``pooltender[fastapi]``), Prometheus metrics
+:mod:`pooltender.metrics` (``pooltender[metrics]``), the command ``pooltender[cli]``.
+"""
 
 from .database import Database as Database
 from .database import DatabaseState as DatabaseState
@@ -17,12 +22,14 @@ from .errors import ReadOnlyError as ReadOnlyError
 from .errors import StartupError as StartupError
 from .errors import StatementTimeout as StatementTimeout
 from .fork import dispose_after_fork as dispose_after_fork
-from .metrics import PoolCollector as PoolCollector
-from .monitor import PoolMonitor as PoolMonitor
+from .readiness import readiness as readiness
+from .secrets import redact_url as redact_url
 from .settings import DatabaseSettings as DatabaseSettings
 from .settings import PooltenderSettings as PooltenderSettings
 from .settings import load_database_settings as load_database_settings
-from .settings import redact_url as redact_url
+from .settings import load_pooltender_settings as load_pooltender_settings
+from .stats import PoolStats as PoolStats
+from .stats import Snapshot as Snapshot
 
 __version__ = "0.1.0"
 
@@ -37,18 +44,20 @@ __all__ = [
     "Databases",
     "DriverNotInstalled",
     "LifecycleError",
-    "PoolCollector",
-    "PoolMonitor",
     "PoolOverloaded",
+    "PoolStats",
     "PoolTimeout",
     "PooltenderError",
     "PooltenderSettings",
     "ReadOnlyError",
+    "Snapshot",
     "StartupError",
     "StatementTimeout",
     "__version__",
     "build_engine",
     "dispose_after_fork",
     "load_database_settings",
+    "load_pooltender_settings",
+    "readiness",
     "redact_url",
 ]

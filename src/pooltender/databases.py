@@ -4,15 +4,24 @@ built from the environment, started and stopped together."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from .database import Database
 from .errors import ConfigurationError
-from .settings import PRIMARY, DatabaseSettings, PooltenderSettings, load_database_settings
+from .settings import (
+    PRIMARY,
+    DatabaseSettings,
+    PooltenderSettings,
+    load_database_settings,
+    load_pooltender_settings,
+)
+from .stats import Snapshot
 
 __all__ = ["Databases"]
+
+logger = logging.getLogger("pooltender")
 
 
 class Databases(Mapping[str, Database]):
@@ -26,9 +35,14 @@ class Databases(Mapping[str, Database]):
         cls,
         settings: Mapping[str, DatabaseSettings],
         *,
-        options: PooltenderSettings | None = None,
+        pooltender_settings: PooltenderSettings | None = None,
     ) -> Databases:
-        return cls({name: Database(s, options=options) for name, s in settings.items()})
+        return cls(
+            {
+                name: Database(s, pooltender_settings=pooltender_settings)
+                for name, s in settings.items()
+            }
+        )
 
     @classmethod
     def from_env(
@@ -37,16 +51,28 @@ class Databases(Mapping[str, Database]):
         *,
         env_file: str | None = ".env",
         defaults: Mapping[str, str] | None = None,
-        options: PooltenderSettings | None = None,
+        pooltender_settings: PooltenderSettings | None = None,
     ) -> Databases:
         """Every database configured by ``DATABASE_*`` variables (see the README).
 
-        ``options``: the process-wide ``POOLTENDER_*`` settings (default: read at start).
+        ``pooltender_settings``: the process-wide ``POOLTENDER_*`` settings (default:
+        read from the same environment). ``POOLTENDER_DATABASES`` chooses which
+        databases start; without it, every ``DATABASE_<NAME>_URL`` is one, and the
+        start log lists them.
         """
-        settings = load_database_settings(environ, env_file=env_file, defaults=defaults)
+        if pooltender_settings is None:
+            pooltender_settings = load_pooltender_settings(environ, env_file=env_file)
+        settings = load_database_settings(
+            environ, env_file=env_file, defaults=defaults, names=pooltender_settings.databases
+        )
         if PRIMARY not in settings:
             raise ConfigurationError("DATABASE_URL", "is not set")
-        return cls.from_settings(settings, options=options)
+        if pooltender_settings.databases is None and len(settings) > 1:
+            logger.info(
+                "databases from the environment: %s (POOLTENDER_DATABASES chooses which start)",
+                ", ".join(f"{name} ({s.variable('url')})" for name, s in settings.items()),
+            )
+        return cls.from_settings(settings, pooltender_settings=pooltender_settings)
 
     def __getitem__(self, name: str) -> Database:
         try:
@@ -83,9 +109,9 @@ class Databases(Mapping[str, Database]):
     async def stop(self) -> None:
         await asyncio.gather(*(db.stop() for db in self._databases.values()))
 
-    def stats(self) -> dict[str, Any]:
-        """The whole snapshot: ``{"generated_at": <unix seconds>, "databases": {...}}``."""
-        return {
-            "generated_at": time.time(),
-            "databases": {name: db.stats() for name, db in self._databases.items()},
-        }
+    def stats(self) -> Snapshot:
+        """Every database's snapshot, now (``GET /debug/pool-stats`` is its JSON)."""
+        return Snapshot(
+            generated_at=time.time(),
+            databases={name: db.stats() for name, db in self._databases.items()},
+        )

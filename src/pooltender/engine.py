@@ -13,7 +13,7 @@
 - PgBouncer (transaction mode): no server-side prepared statement outlives a
   transaction, and no startup parameter PgBouncer would refuse.
 - A failure to open a connection becomes :class:`DatabaseUnreachable` naming the
-  database and host, never the password.
+  database and host, never a credential.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -32,13 +32,14 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from . import compat
 from .deadline import DEADLINE_EXPIRED, psycopg_connect_args
-from .errors import DatabaseUnreachable, StatementTimeout
+from .errors import DatabaseUnreachable, DriverNotInstalled, StatementTimeout
 from .fork import dispose_after_fork
 from .ping import install_pre_ping
-from .pool import Admission, GatedAsyncQueuePool, GatedQueuePool
-from .settings import DatabaseSettings, redact_url
+from .pool import GatedAsyncQueuePool, GatedQueuePool, WaitQueue
+from .secrets import credentials, mask, redact_url
+from .settings import DatabaseSettings
 
-__all__ = ["build_engine", "describe_error", "engine_options"]
+__all__ = ["build_engine", "describe_error", "sqlalchemy_options"]
 
 logger = logging.getLogger("pooltender.engine")
 
@@ -48,8 +49,9 @@ SQLITE_BUSY_TIMEOUT = 5.0
 COMMAND_TIMEOUT_GRACE = 1.0
 
 
-def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
-    """The keyword arguments :func:`build_engine` passes to SQLAlchemy (no pool class)."""
+def sqlalchemy_options(settings: DatabaseSettings) -> dict[str, Any]:
+    """The keyword arguments of SQLAlchemy's own that :func:`build_engine` passes to
+    ``create_engine``: only what the user set, and ``pool_recycle``."""
     options: dict[str, Any] = {}
     if settings.is_sqlite_memory:
         options.update(pool_size=1, max_overflow=0, pool_recycle=-1, pool_pre_ping=False)
@@ -60,7 +62,6 @@ def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
             if settings.is_set(field):
                 options[field] = getattr(settings, field)
         options["pool_recycle"] = settings.pool_recycle
-        options["overflow_idle_timeout"] = settings.overflow_idle_timeout
     options["connect_args"] = _connect_args(settings)
     if settings.read_only and settings.driver.backend == "postgresql":
         # Every transaction BEGINs READ ONLY: the server refuses any write.
@@ -119,28 +120,34 @@ def _unique_statement_name() -> str:
 def build_engine(
     settings: DatabaseSettings,
     *,
-    admission: Admission | None = None,
+    wait_queue: WaitQueue | None = None,
     on_connect_time: Callable[[float], None] | None = None,
+    on_wait: Callable[[float], None] | None = None,
 ) -> AsyncEngine | Engine:
     """A new engine for ``settings``: an :class:`AsyncEngine` when ``settings.is_async``.
 
-    ``admission`` bounds the wait queue (see :mod:`pooltender.pool`);
-    ``on_connect_time`` receives the seconds each new connection took to open.
-    No connection is opened here. A process forked from this one drops the engine's
-    inherited connections (see :mod:`pooltender.fork`).
+    ``wait_queue`` bounds the wait for a connection (see :mod:`pooltender.pool`);
+    ``on_connect_time`` receives the seconds each new connection took to open,
+    ``on_wait`` those each checkout took. No connection is opened here. A process
+    forked from this one drops the engine's inherited connections (see
+    :mod:`pooltender.fork`).
     """
     compat.verify()
-    options = engine_options(settings)
+    driver = settings.driver
+    if not driver.installed():
+        raise DriverNotInstalled(settings.variable("url"), driver.drivername, driver.package)
+    options = sqlalchemy_options(settings)
+    pool_options: dict[str, Any] = {"wait_queue": wait_queue, "on_wait": on_wait}
+    if not settings.is_sqlite_memory:
+        pool_options["overflow_idle_timeout"] = settings.overflow_idle_timeout
     url = settings.engine_url
     engine: AsyncEngine | Engine
     if settings.is_async:
-        engine = create_async_engine(
-            url, poolclass=GatedAsyncQueuePool, admission=admission, **options
-        )
+        engine = create_async_engine(url, poolclass=GatedAsyncQueuePool, **pool_options, **options)
         sync_engine = engine.sync_engine
     else:
         engine = sync_engine = create_engine(
-            url, poolclass=GatedQueuePool, admission=admission, **options
+            url, poolclass=GatedQueuePool, **pool_options, **options
         )
     if settings.pool_pre_ping and not settings.is_sqlite_memory:
         install_pre_ping(sync_engine, window=settings.pre_ping_window)
@@ -158,7 +165,7 @@ def _install_events(
     command_timeout: float | None,
 ) -> None:
     name, host = settings.name, settings.host
-    password = settings.url.password
+    secrets = credentials(settings.url)
 
     @event.listens_for(engine, "do_connect")
     def _connect(
@@ -170,8 +177,7 @@ def _install_events(
         except Exception as exc:
             raise DatabaseUnreachable(
                 name,
-                f"database {name!r} at {host} is unreachable: "
-                + describe_error(exc, str(password) if password else None),
+                f"database {name!r} at {host} is unreachable: " + describe_error(exc, secrets),
                 retry_after=settings.retry_after,
             ) from exc
         if on_connect_time is not None:
@@ -219,7 +225,7 @@ def _install_events(
                 f"database {name!r} at {host}: the server cancelled a statement"
                 + (f" ({settings.variable('statement_timeout')}={limit:g}s)" if limit else "")
                 + ": "
-                + describe_error(context.original_exception, str(password) if password else None),
+                + describe_error(context.original_exception, secrets),
                 retry_after=settings.retry_after,
             )
         if (
@@ -232,7 +238,7 @@ def _install_events(
             raise DatabaseUnreachable(
                 name,
                 f"database {name!r} at {host}: the connection was lost: "
-                + describe_error(context.original_exception, str(password) if password else None),
+                + describe_error(context.original_exception, secrets),
                 retry_after=settings.retry_after,
             )
 
@@ -311,10 +317,8 @@ def _is_statement_timeout(error: BaseException) -> bool:
     return bool(args) and args[0] in _MYSQL_STATEMENT_TIMEOUTS
 
 
-def describe_error(exc: BaseException, password: str | None) -> str:
-    """One line naming the error type and its first message line, the password masked."""
+def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """One line naming the error type and its first message line, every secret masked."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    if password:
-        text = text.replace(password, "***")
-    return text
+    return mask(text, secrets)

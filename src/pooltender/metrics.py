@@ -1,10 +1,12 @@
-"""Prometheus metrics, read from the pool snapshots at scrape time.
+"""Prometheus metrics, rendered from the snapshot at scrape time (``pooltender[metrics]``).
 
-:class:`PoolCollector` is a ``prometheus_client`` collector: nothing is counted
-twice and nothing is pushed; every scrape reads each database's snapshot. Names
-follow the OpenTelemetry database-client connection conventions
-(``db.client.connection.*`` written the Prometheus way), the pool name in the
-``pool_name`` label; what the conventions lack is ``pooltender_*``.
+:class:`PoolCollector` is a ``prometheus_client`` collector: nothing is counted twice
+and nothing is pushed; every scrape renders each database's
+:class:`~pooltender.stats.PoolStats`. Names follow the OpenTelemetry database-client
+connection conventions (``db.client.connection.*`` written the Prometheus way), the
+pool name in the ``pool_name`` label; what the conventions lack is ``pooltender_*``.
+Each gauge and counter comes from the field of :class:`PoolStats` that declares it,
+so a counter added there is exported here without an edit.
 
 ```python
 from prometheus_client import CollectorRegistry, generate_latest
@@ -17,9 +19,7 @@ Several worker processes: each process has its own pools and answers for them
 only. Give each worker's series a ``worker`` label (``PoolCollector(dbs,
 worker=str(os.getpid()))``, or ``install(app, metrics_worker_label=True)``) and
 scrape each worker (one port per worker, or one worker per container);
-``sum by (pool_name)`` then gives the service's totals. ``prometheus_client``'s
-multiprocess mode does not apply: it aggregates only its own metric types, not
-custom collectors.
+``sum by (pool_name)`` then gives the service's totals.
 """
 
 from __future__ import annotations
@@ -27,102 +27,67 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client.core import (
+from ._extras import require
+
+require("prometheus_client", "metrics")
+
+from prometheus_client.core import (  # noqa: E402
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector  # noqa: E402
 
-from .databases import Databases
-from .monitor.histogram import Histogram
+from .databases import Databases  # noqa: E402
+from .stats import Durations, PoolStats, counters, gauges  # noqa: E402
 
 __all__ = ["METRICS", "PoolCollector"]
 
-METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    # name: (type, labels besides pool_name, help)
-    "db_client_connection_count": (
-        "gauge",
-        ("state",),
-        "Connections open now, by state: idle (in the pool) or used (checked out).",
-    ),
-    "db_client_connection_max": ("gauge", (), "Most connections the pool may open."),
-    "db_client_connection_idle_max": ("gauge", (), "Most idle connections the pool keeps."),
-    "db_client_connection_idle_min": (
+
+def _families() -> dict[str, tuple[str, tuple[str, ...], str]]:
+    families: dict[str, tuple[str, tuple[str, ...], str]] = {}
+    for kind, fields in (("gauge", gauges()), ("counter", counters())):
+        for f in fields:
+            metric = f.metadata["metric"]
+            if metric is not None:
+                labels = tuple(name for name, _ in metric.labels)
+                families.setdefault(metric.name, (kind, labels, metric.help))
+    families["db_client_connection_idle_min"] = (
         "gauge",
         (),
         "Fewest idle connections the pool keeps (QueuePool keeps no minimum: 0).",
-    ),
-    "db_client_connection_pending_requests": (
-        "gauge",
-        (),
-        "Checkouts waiting for a connection now.",
-    ),
-    "db_client_connection_timeouts": (
-        "counter",
-        (),
-        "Checkouts that found no connection within the pool timeout.",
-    ),
-    "db_client_connection_create_time_seconds": (
-        "histogram",
-        (),
-        "Time to open a new connection.",
-    ),
-    "db_client_connection_wait_time_seconds": (
+    )
+    families["db_client_connection_create_time_seconds"] = (
+        "histogram", (), "Time to open a new connection.",
+    )  # fmt: skip
+    families["db_client_connection_wait_time_seconds"] = (
         "histogram",
         (),
         "Time a checkout took to obtain a connection (waiting, and opening one if needed).",
-    ),
-    "db_client_connection_use_time_seconds": (
+    )
+    families["db_client_connection_use_time_seconds"] = (
         "histogram",
         ("route",),
         "Time between checkout and check-in, by route template.",
-    ),
-    "pooltender_checkouts": ("counter", (), "Connections checked out."),
-    "pooltender_connections_created": ("counter", (), "Connections opened."),
-    "pooltender_connections_invalidated": (
-        "counter",
-        (),
-        "Connections invalidated (lost, failed pre-ping, or invalidated by the application).",
-    ),
-    "pooltender_connections_reclaimed": (
-        "counter",
-        (),
-        "Checked-out connections never returned, reclaimed by the garbage collector.",
-    ),
-    "pooltender_rejected": (
-        "counter",
-        (),
-        "Checkouts refused at once because the wait queue was full (answered 503).",
-    ),
-    "pooltender_leaks_suspected": (
-        "counter",
-        (),
-        "Connections held longer than the leak threshold.",
-    ),
-    "pooltender_held_after_response": (
-        "counter",
-        (),
-        "Connections still held after their request's response started.",
-    ),
-    "pooltender_connections_leaking": (
-        "gauge",
-        (),
-        "Connections held now past the leak threshold.",
-    ),
-    "pooltender_event_loop_blocked": (
+    )
+    families["pooltender_event_loop_blocked"] = (
         "counter",
         (),
         "Times the event loop stalled past the threshold while this pool held connections.",
-    ),
-    "pooltender_event_loop_blocked_max_seconds": (
-        "gauge",
-        (),
-        "Longest such stall.",
-    ),
-}
+    )
+    families["pooltender_event_loop_blocked_max_seconds"] = ("gauge", (), "Longest such stall.")
+    return families
+
+
+METRICS: dict[str, tuple[str, tuple[str, ...], str]] = _families()
 """Every metric family: its type, its labels (besides ``pool_name``), its help text."""
+
+_KINDS: dict[str, Any] = {
+    "gauge": GaugeMetricFamily,
+    "counter": CounterMetricFamily,
+    "histogram": HistogramMetricFamily,
+}
 
 DatabasesSource = Databases | Callable[[], Databases | None]
 
@@ -147,49 +112,36 @@ class PoolCollector(Collector):
         dbs = source if isinstance(source, Databases) else source()
         if dbs is None:
             return
-        extra = ("worker",) if self._worker is not None else ()
-        tail = (self._worker,) if self._worker is not None else ()
-        families: dict[str, Any] = {}
-        for name, (kind, labels, doc) in METRICS.items():
-            family_type = {
-                "gauge": GaugeMetricFamily,
-                "counter": CounterMetricFamily,
-                "histogram": HistogramMetricFamily,
-            }[kind]
-            families[name] = family_type(name, doc, labels=["pool_name", *labels, *extra])
-        for database in dbs.values():
-            s = database.stats()
-            stats = database.monitor.stats()
-            pool = database.name
+        yield from render(dbs.stats().databases.values(), worker=self._worker)
 
-            def add(name: str, value: float, *labels: str, _pool: str = pool) -> None:
-                families[name].add_metric([_pool, *labels, *tail], value)
 
-            def histogram(name: str, hist: Histogram, *labels: str, _pool: str = pool) -> None:
-                families[name].add_metric(
-                    [_pool, *labels, *tail], hist.prometheus_buckets(), hist.sum
-                )
+def render(stats: Iterable[PoolStats], *, worker: str | None = None) -> Iterator[Metric]:
+    """The metric families of some databases' snapshots."""
+    extra = ("worker",) if worker is not None else ()
+    tail = (worker,) if worker is not None else ()
+    families: dict[str, Any] = {
+        name: _KINDS[kind](name, doc, labels=["pool_name", *labels, *extra])
+        for name, (kind, labels, doc) in METRICS.items()
+    }
+    scalars = (*gauges(), *counters())
+    for s in stats:
 
-            add("db_client_connection_count", s["available"], "idle")
-            add("db_client_connection_count", s["checked_out"], "used")
-            if s["max"] is not None:
-                add("db_client_connection_max", s["max"])
-            add("db_client_connection_idle_max", s["pool_size"])
-            add("db_client_connection_idle_min", 0)
-            add("db_client_connection_pending_requests", s["waiting"])
-            add("db_client_connection_timeouts", s["timeouts"])
-            histogram("db_client_connection_create_time_seconds", stats.connect)
-            histogram("db_client_connection_wait_time_seconds", stats.wait)
-            for route, hist in sorted(stats.routes.items()):
-                histogram("db_client_connection_use_time_seconds", hist, route)
-            add("pooltender_checkouts", s["checkouts"])
-            add("pooltender_connections_created", s["connections_created"])
-            add("pooltender_connections_invalidated", s["connections_invalidated"])
-            add("pooltender_connections_reclaimed", s["connections_reclaimed"])
-            add("pooltender_rejected", s["rejected"])
-            add("pooltender_leaks_suspected", s["leaks_suspected"])
-            add("pooltender_held_after_response", s["held_after_response"])
-            add("pooltender_connections_leaking", sum(1 for h in s["held"] if h["leak"]))
-            add("pooltender_event_loop_blocked", s["loop_blocked"]["count"])
-            add("pooltender_event_loop_blocked_max_seconds", s["loop_blocked"]["max"])
-        yield from families.values()
+        def add(name: str, value: float, *labels: str, _pool: str = s.name) -> None:
+            families[name].add_metric([_pool, *labels, *tail], value)
+
+        def histogram(name: str, d: Durations, *labels: str, _pool: str = s.name) -> None:
+            families[name].add_metric([_pool, *labels, *tail], list(d.buckets), d.sum)
+
+        for f in scalars:
+            metric = f.metadata["metric"]
+            value = getattr(s, f.name)
+            if metric is not None and value is not None:
+                add(metric.name, value, *(label for _, label in metric.labels))
+        add("db_client_connection_idle_min", 0)
+        histogram("db_client_connection_create_time_seconds", s.connect_time)
+        histogram("db_client_connection_wait_time_seconds", s.wait_time)
+        for route in sorted(s.routes, key=lambda r: r.route):
+            histogram("db_client_connection_use_time_seconds", route.hold, route.route)
+        add("pooltender_event_loop_blocked", s.loop_blocked.count)
+        add("pooltender_event_loop_blocked_max_seconds", s.loop_blocked.max)
+    yield from families.values()

@@ -1,12 +1,12 @@
-"""Admission control at the pool: bounded waiting, fail-fast errors that name the pool.
+"""The pool: bounded waiting, fail-fast errors that name the pool, lingering overflow.
 
 SQLAlchemy's ``QueuePool`` lets any number of callers wait ``pool_timeout`` seconds
-for a connection. :class:`Admission` bounds that queue: when every connection is in
-use and ``wait_limit`` callers already wait, the next checkout raises
-:class:`PoolOverloaded` at once. A wait that runs out raises :class:`PoolTimeout`
-with the pool's real numbers. The check lives in the pool's ``_do_get`` (the hook
-SQLAlchemy provides to pool implementations), so it covers every checkout: ORM
-sessions, ``engine.connect()`` and raw connections alike.
+for a connection. pooltender's pool bounds that queue (:class:`WaitQueue`): when every
+connection is in use and ``DATABASE_MAX_WAITING`` callers already wait, the next
+checkout raises :class:`PoolOverloaded` at once. A wait that runs out raises
+:class:`PoolTimeout` with the pool's real numbers. The check lives in the pool's
+``_do_get`` (the hook SQLAlchemy provides to pool implementations), so it covers every
+checkout: ORM sessions, ``engine.connect()`` and raw connections alike.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePoo
 
 from .errors import DatabaseUnavailable, PoolOverloaded, PoolTimeout
 
-__all__ = ["Admission", "BurstLog", "GatedAsyncQueuePool", "GatedQueuePool", "would_wait"]
+__all__ = ["BurstLog", "GatedAsyncQueuePool", "GatedPool", "GatedQueuePool", "WaitQueue"]
 
 logger = logging.getLogger("pooltender.pool")
 
@@ -83,118 +83,105 @@ class BurstLog:
         )
 
 
-class Admission:
-    """The wait bound of one database's pool, shared by its pools across ``dispose()``.
+class WaitQueue:
+    """The wait bound of one database's pool, kept across ``dispose()`` (which makes a new
+    pool) together with its counters.
 
-    ``waiting`` is the number of checkouts waiting now; ``rejected`` and ``timeouts``
-    count refusals since start. ``on_wait`` (if set) receives each checkout's wait in
-    seconds, for the monitor.
+    ``waiting``: checkouts waiting now; ``rejected`` and ``timeouts``: refusals since
+    start. It knows nothing of the pool: the pool asks it for a place in the queue and
+    reports a timeout; the refusal rule itself is :meth:`GatedPool.would_refuse`.
+
+    A connection returned while checkouts wait is on its way to one of them: from that
+    moment that checkout no longer waits, though it has not yet woken up to take the
+    connection (on SQLAlchemy 2.0 that takes the event loop a few turns). The pool says
+    so (:meth:`handing_off`), so that a newcomer arriving in that instant is not refused
+    because of a waiter already served.
     """
 
     def __init__(
         self,
         database: str,
         *,
-        wait_limit: int | None,
+        limit: int | None,
         retry_after: int = 1,
-        on_wait: Callable[[float], None] | None = None,
         burst_log: BurstLog | None = None,
     ) -> None:
         self.database = database
-        self.wait_limit = wait_limit
+        self.limit = limit
         self.retry_after = retry_after
-        self.on_wait = on_wait
         self.burst_log = burst_log or BurstLog()
-        self.waiting = 0
+        self._waiting = 0
+        self._handoffs = 0  # waiters a returned connection is on its way to
         self.rejected = 0
         self.timeouts = 0
         self._lock = threading.Lock()
 
-    def _enter(self) -> bool:
+    @property
+    def waiting(self) -> int:
+        """Checkouts waiting now, not counting those a connection is on its way to."""
+        return self._waiting - self._handoffs
+
+    def full(self) -> bool:
+        limit = self.limit
+        return limit is not None and self.waiting >= limit
+
+    def enter(self) -> bool:
+        """Take a place in the queue; False (nothing taken) when it is full."""
         with self._lock:
-            if self.wait_limit is not None and self.waiting >= self.wait_limit:
-                self.rejected += 1
+            if self.full():
                 return False
-            self.waiting += 1
+            self._waiting += 1
             return True
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
+        """A waiting checkout is done: served, timed out or cancelled."""
         with self._lock:
-            self.waiting -= 1
+            self._waiting -= 1
+            self._handoffs = max(0, min(self._handoffs - 1, self._waiting))
 
-    def _refuse(self, error: DatabaseUnavailable) -> DatabaseUnavailable:
+    def handing_off(self) -> None:
+        """A connection is being returned to an empty pool while checkouts wait."""
+        with self._lock:
+            if self._handoffs < self._waiting:
+                self._handoffs += 1
+
+    def overloaded(self, capacity: int | None) -> PoolOverloaded:
+        """Count a refusal and return its error (logged once per burst)."""
+        with self._lock:
+            self.rejected += 1
+        error = PoolOverloaded(
+            self.database,
+            f"database {self.database!r} is overloaded: all {capacity} connections "
+            f"are in use and {self.waiting} requests already wait (limit {self.limit})",
+            retry_after=self.retry_after,
+        )
         self.burst_log.record(error)
         return error
 
-    def overloaded(self, pool: QueuePool) -> PoolOverloaded:
-        error = PoolOverloaded(
-            self.database,
-            f"database {self.database!r} is overloaded: all {_capacity(pool)} connections "
-            f"are in use and {self.waiting} requests already wait (limit {self.wait_limit})",
-            retry_after=self.retry_after,
-        )
-        self._refuse(error)
-        return error
-
-    def timed_out(self, pool: QueuePool, timeout: float) -> PoolTimeout:
+    def timed_out(self, pool: QueuePool) -> PoolTimeout:
+        """Count a wait that ran out and return its error (logged once per burst)."""
         with self._lock:
             self.timeouts += 1
         error = PoolTimeout(
             self.database,
-            f"database {self.database!r}: no connection free within {timeout:.2f}s "
+            f"database {self.database!r}: no connection free within {pool.timeout():.2f}s "
             f"(pool size {pool.size()}, overflow {pool.overflow()}, "
             f"{pool.checkedout()} checked out, {self.waiting} waiting)",
             retry_after=self.retry_after,
         )
-        self._refuse(error)
+        self.burst_log.record(error)
         return error
 
-    def saturated(self, pool: QueuePool) -> bool:
-        """True when a checkout now would be refused: no connection free, none may be
-        opened, and the wait queue is full."""
-        limit = self.wait_limit
-        return limit is not None and self.waiting >= limit and would_wait(pool)
 
-    def admit(self, pool: QueuePool) -> None:
-        """Raise :class:`PoolOverloaded` now if a checkout would be refused now.
+class GatedPool(QueuePool):
+    """A QueuePool with a bounded wait queue (:class:`WaitQueue`) and lingering overflow.
 
-        For work that checks out later (a session connects at its first statement):
-        refusing before it starts costs the caller nothing and leaves nothing half done.
-        """
-        if self.saturated(pool):
-            with self._lock:
-                self.rejected += 1
-            raise self.overloaded(pool)
-
-    def checkout(self, pool: QueuePool, get: Callable[[], ConnectionPoolEntry]) -> Any:
-        start = time.perf_counter()
-        if would_wait(pool):
-            if not self._enter():
-                raise self.overloaded(pool)
-            try:
-                record = get()
-            except sa_exc.TimeoutError:
-                raise self.timed_out(pool, pool.timeout()) from None
-            finally:
-                self._leave()
-        else:
-            record = get()
-        if self.on_wait is not None:
-            self.on_wait(time.perf_counter() - start)
-        return record
-
-
-def would_wait(pool: QueuePool) -> bool:
-    """True when a checkout from ``pool`` now finds no idle connection and no room to open one."""
-    return isinstance(pool, _GatedPool) and pool.would_wait()
-
-
-def _capacity(pool: QueuePool) -> int | None:
-    return pool.capacity if isinstance(pool, _GatedPool) else None
-
-
-class _GatedPool(QueuePool):
-    """A QueuePool whose checkouts pass through an :class:`Admission`.
+    **The refusal rule**, in one place (:meth:`would_refuse`): a checkout is refused at
+    once, with :class:`PoolOverloaded`, when no connection is idle, none may be opened,
+    and the wait queue is full. Checkouts apply it in ``_do_get``; the web integration
+    asks it earlier, before routing and before a session starts, to refuse a request
+    before any of its work is done. A wait that runs out raises :class:`PoolTimeout`.
+    Both are also ``sqlalchemy.exc.TimeoutError``.
 
     It overrides ``_do_get`` and ``_do_return_conn``, the hooks SQLAlchemy's ``Pool``
     provides to its implementations (see :mod:`pooltender.compat`), and reads the pool
@@ -220,13 +207,16 @@ class _GatedPool(QueuePool):
         max_overflow: int = 10,
         # Not keyword-only: create_engine() finds a pool's options in its signature's
         # positional-or-keyword parameters.
-        admission: Admission | None = None,
+        wait_queue: WaitQueue | None = None,
         overflow_idle_timeout: float = 0.0,
+        on_wait: Callable[[float], None] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(creator, pool_size=pool_size, max_overflow=max_overflow, **kw)
-        self.admission = admission
+        self.wait_queue = wait_queue
         self.overflow_idle_timeout = overflow_idle_timeout
+        self.on_wait = on_wait
+        """Receives the seconds each checkout took (waiting, and opening if needed)."""
         self.capacity: int | None = (
             None if pool_size == 0 or max_overflow < 0 else pool_size + max_overflow
         )
@@ -240,11 +230,33 @@ class _GatedPool(QueuePool):
         capacity = self.capacity
         return capacity is not None and self.checkedin() == 0 and self.checkedout() >= capacity
 
+    def would_refuse(self) -> bool:
+        """True when a checkout now would be refused at once (the refusal rule)."""
+        queue = self.wait_queue
+        return queue is not None and queue.full() and self.would_wait()
+
+    def refuse_if_saturated(self) -> None:
+        """Raise (and count) :class:`PoolOverloaded` if a checkout now would be refused."""
+        if self.would_refuse():
+            assert self.wait_queue is not None
+            raise self.wait_queue.overloaded(self.capacity)
+
     def _do_get(self) -> ConnectionPoolEntry:
-        admission = self.admission
-        if admission is None:
-            return self._get()
-        record: ConnectionPoolEntry = admission.checkout(self, self._get)
+        start = time.perf_counter()
+        queue = self.wait_queue
+        if queue is not None and self.would_wait():
+            if not queue.enter():
+                raise queue.overloaded(self.capacity)
+            try:
+                record = self._get()
+            except sa_exc.TimeoutError:
+                raise queue.timed_out(self) from None
+            finally:
+                queue.leave()
+        else:
+            record = self._get()
+        if self.on_wait is not None:
+            self.on_wait(time.perf_counter() - start)
         return record
 
     def _get(self) -> ConnectionPoolEntry:
@@ -261,6 +273,9 @@ class _GatedPool(QueuePool):
             with self._spares_lock:
                 self._spares.append((now, record))
         else:
+            queue = self.wait_queue
+            if queue is not None and queue.waiting > 0 and super().checkedin() == 0:
+                queue.handing_off()  # it wakes a waiting checkout
             super()._do_return_conn(record)
         if self._spares:
             self._close_idle_spares(now)
@@ -291,20 +306,21 @@ class _GatedPool(QueuePool):
 
     def recreate(self) -> QueuePool:
         new = super().recreate()
-        assert isinstance(new, _GatedPool)
-        new.admission = self.admission
+        assert isinstance(new, GatedPool)
+        new.wait_queue = self.wait_queue
         new.overflow_idle_timeout = self.overflow_idle_timeout
+        new.on_wait = self.on_wait
         return new
 
 
-class GatedQueuePool(_GatedPool):
+class GatedQueuePool(GatedPool):
     """:class:`QueuePool` with admission control (sync engines)."""
 
     # Log where users already configure SQLAlchemy's pool logging (pooltender.compat, 2).
     _sqla_logger_namespace = "sqlalchemy.pool.impl.QueuePool"
 
 
-class GatedAsyncQueuePool(_GatedPool, AsyncAdaptedQueuePool):
+class GatedAsyncQueuePool(GatedPool, AsyncAdaptedQueuePool):
     """:class:`AsyncAdaptedQueuePool` with admission control (async engines)."""
 
     _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"  # compat, 2

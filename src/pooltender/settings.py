@@ -1,106 +1,211 @@
-"""Settings of each database, read from the environment and ``.env``.
+"""Settings, read from the environment and ``.env``: each option declared once.
 
-The primary database uses the seed-compatible names (``DATABASE_URL``,
-``DATABASE_POOL_SIZE``, ...); another database ``<NAME>`` uses
-``DATABASE_<NAME>_URL``, ``DATABASE_<NAME>_POOL_SIZE``, ... with the same options.
-Validation happens here, once, and every failure is a :class:`ConfigurationError`
-naming the variable and the reason. Nothing here knows of engines.
+Each option is one field below, declared with :func:`option`: its type and bounds
+(validation), its default, the default as the README shows it, and what it means.
+Parsing, the one-line error (``DATABASE_POOL_SIZE: ... (got '-1')``), the variable
+names and the README's settings table (:func:`settings_table`, checked by a test) all
+follow from that declaration.
+
+- :class:`DatabaseSettings`: one database. The primary uses the seed-compatible names
+  (``DATABASE_URL``, ``DATABASE_POOL_SIZE``, ...); another database ``<NAME>`` uses
+  ``DATABASE_<NAME>_URL``, ``DATABASE_<NAME>_POOL_SIZE``, ... with the same options.
+- :class:`PooltenderSettings`: process-wide, ``POOLTENDER_*``.
+
+Every failure is a :class:`ConfigurationError` naming the variable and the reason.
+Nothing here knows of engines.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .drivers import Driver, find_driver, known_drivers
 from .errors import ConfigurationError, DriverNotInstalled
+from .secrets import redact_url
 
 __all__ = [
     "PRIMARY",
     "DatabaseSettings",
     "PooltenderSettings",
     "load_database_settings",
-    "redact_url",
+    "load_pooltender_settings",
+    "settings_table",
 ]
+
+logger = logging.getLogger("pooltender")
 
 PRIMARY = "primary"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
-
-def redact_url(url: URL | str) -> str:
-    """The URL as text with its password replaced by ``***``."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        # Not parseable: mask anything between "://user:" and "@".
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+Model = TypeVar("Model", bound=BaseModel)
 
 
-class DatabaseSettings(BaseModel):
+def option(default: Any, shown: str, meaning: str, **constraints: Any) -> Any:
+    """One option: its default, the default as the README shows it, its meaning, and
+    pydantic's constraints (``ge=0``, ...). Floats are finite (no ``inf``, ``nan``)."""
+    return Field(
+        default,
+        description=meaning,
+        json_schema_extra={"shown": shown},
+        **constraints,
+    )
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False
+    )
+
+    PREFIX: ClassVar[str]
+
+    @classmethod
+    def options(cls) -> dict[str, FieldInfo]:
+        """Every option (field) of this model, by field name, in declaration order."""
+        return {
+            name: info
+            for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and "shown" in info.json_schema_extra
+        }
+
+
+class DatabaseSettings(_Settings):
     """The validated settings of one database.
 
     Build it from the environment with :func:`load_database_settings`, or directly:
-    ``DatabaseSettings(url="sqlite+aiosqlite:///app.db", pool_size=3)``.
-    Fields left unset keep SQLAlchemy's own defaults (see :meth:`pool_options`).
+    ``DatabaseSettings(url="sqlite+aiosqlite:///app.db", pool_size=3)``. Options left
+    unset keep SQLAlchemy's own defaults (see :meth:`is_set`).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    PREFIX: ClassVar[str] = "DATABASE_"
 
     name: str = PRIMARY
-    url: URL
-    pool_size: int = Field(default=5, ge=0)
-    max_overflow: int = Field(default=10, ge=-1)
-    pool_timeout: float = Field(default=30.0, gt=0)
-    pool_recycle: int = Field(default=3600, ge=-1)
-    pool_pre_ping: bool = True
-    pre_ping_window: float = Field(default=0.0, ge=0)
-    overflow_idle_timeout: float = Field(default=30.0, ge=0)
-    max_waiting: int | None = Field(default=None, ge=-1)
-    leak_threshold: float = Field(default=30.0, gt=0)
-    statement_timeout: float | None = Field(default=None, gt=0)
-    pgbouncer: bool = False
-    connect_timeout: float = Field(default=10.0, gt=0)
-    connect_retries: int = Field(default=3, ge=0)
-    warmup: int | None = Field(default=None, ge=0)
-    retry_after: int = Field(default=1, ge=1)
-    sync: bool | None = None
-    start_mode: Literal["strict", "degraded"] = "strict"
-    read_only: bool = False
-
-    # Variable suffix of each option (``DATABASE_[<NAME>_]<SUFFIX>``).
-    OPTIONS: ClassVar[dict[str, str]] = {
-        "URL": "url",
-        "POOL_SIZE": "pool_size",
-        "MAX_OVERFLOW": "max_overflow",
-        "POOL_TIMEOUT": "pool_timeout",
-        "POOL_RECYCLE": "pool_recycle",
-        "POOL_PRE_PING": "pool_pre_ping",
-        "PRE_PING_WINDOW": "pre_ping_window",
-        "OVERFLOW_IDLE_TIMEOUT": "overflow_idle_timeout",
-        "MAX_WAITING": "max_waiting",
-        "LEAK_THRESHOLD": "leak_threshold",
-        "STATEMENT_TIMEOUT": "statement_timeout",
-        "PGBOUNCER": "pgbouncer",
-        "CONNECT_TIMEOUT": "connect_timeout",
-        "CONNECT_RETRIES": "connect_retries",
-        "WARMUP": "warmup",
-        "RETRY_AFTER": "retry_after",
-        "SYNC": "sync",
-        "START_MODE": "start_mode",
-        "READ_ONLY": "read_only",
-    }
+    url: URL = option(
+        ...,
+        "— (required)",
+        "SQLAlchemy URL. Never printed with a credential. `postgresql://` and `postgres://` "
+        "get asyncpg (or psycopg if asyncpg is missing)",
+    )
+    pool_size: int = option(5, "5", "connections kept open (`0`: no limit, as in SQLAlchemy)", ge=0)
+    max_overflow: int = option(
+        10, "10", "extra connections opened under load (`-1`: no limit)", ge=-1
+    )
+    overflow_idle_timeout: float = option(
+        30.0,
+        "30",
+        "seconds an extra (overflow) connection stays open unused before it is closed and "
+        "the pool shrinks back to its size (HikariCP's `idleTimeout`, psycopg_pool's "
+        "`max_idle`). `0`: closed as soon as it is returned, as in SQLAlchemy, which under a "
+        "load just above the pool size opens a new connection on almost every request",
+        ge=0,
+    )
+    pool_timeout: float = option(
+        30.0,
+        "30",
+        "seconds a request may wait for a connection; then `503` (reason `timeout`)",
+        gt=0,
+    )
+    pool_recycle: int = option(
+        3600, "3600", "seconds after which a connection is replaced (`-1`: never)", ge=-1
+    )
+    pool_pre_ping: bool = option(
+        True,
+        "true",
+        "test each connection on checkout; replaces those a restart or idle reaping killed",
+    )
+    pre_ping_window: float = option(
+        0.0,
+        "0",
+        "seconds: a connection returned less than this ago skips the pre-ping's round trip "
+        "if it *looks alive*: the driver has not seen it close and nothing waits on its "
+        "socket (a terminated backend's FATAL error does), one `select()` call; HikariCP's "
+        "`aliveBypassWindowMs`. Faster (see [performance](docs/performance.md)), but a "
+        "backend killed an instant before a checkout, its FATAL error still on the way, "
+        "fails that request. `0`: every checkout is pinged (with asyncpg one `SELECT 1` "
+        "over the simple protocol, PgBouncer-safe), so a backend killed between requests "
+        "costs no request",
+        ge=0,
+    )
+    max_waiting: int | None = option(
+        None,
+        "pool size + overflow",
+        "requests allowed to wait for a connection; past it `503` at once (reason "
+        "`overloaded`); `-1`: no limit",
+        ge=-1,
+    )
+    leak_threshold: float = option(
+        30.0,
+        "30",
+        "seconds a connection may stay checked out before it is reported as a suspected leak",
+        gt=0,
+    )
+    statement_timeout: float | None = option(
+        None,
+        "unset",
+        "seconds (at least 0.001); server-side: PostgreSQL `statement_timeout`, MariaDB "
+        "`max_statement_time`, MySQL `max_execution_time`",
+        ge=0.001,
+        le=2_147_483,  # PostgreSQL's limit: INT_MAX milliseconds
+    )
+    pgbouncer: bool = option(
+        False,
+        "false",
+        "behind PgBouncer in transaction mode: no prepared statement outlives a "
+        "transaction, no startup parameter PgBouncer refuses",
+    )
+    connect_timeout: float = option(
+        10.0,
+        "10",
+        "seconds to open a connection, always passed to the driver, so a dead host cannot "
+        "hang a worker",
+        gt=0,
+        le=86_400,
+    )
+    connect_retries: int = option(
+        3,
+        "3",
+        "retries of the start-up connectivity check (backoff 0.25 s, doubling, at most 5 s)",
+        ge=0,
+    )
+    warmup: int | None = option(
+        None,
+        "pool size",
+        "connections opened concurrently at start (`0`: none beyond the check)",
+        ge=0,
+    )
+    retry_after: int = option(
+        1, "1", "seconds in the `Retry-After` header of a `503`", ge=1, le=86_400
+    )
+    sync: bool | None = option(
+        None,
+        "by driver",
+        "`true`: a sync engine (for `SyncSession`) with a driver that can do both (psycopg)",
+    )
+    start_mode: Literal["strict", "degraded"] = option(
+        "strict",
+        "strict",
+        "`degraded`: start even when the database is down; requests needing it answer "
+        "`503` and `/health/ready` fails until it answers, no restart needed",
+    )
+    read_only: bool = option(
+        False,
+        "false",
+        "sessions of that database refuse to flush writes (`ReadOnlyError`) and its "
+        "transactions are `READ ONLY` on the server: route reads to a replica with "
+        '`session_for("<name>")`',
+    )
 
     @field_validator("name")
     @classmethod
@@ -113,25 +218,33 @@ class DatabaseSettings(BaseModel):
     @classmethod
     def _parse_url(cls, value: object) -> URL:
         if isinstance(value, URL):
-            return value
-        if not isinstance(value, str) or not value.strip():
+            url = value
+        elif not isinstance(value, str) or not value.strip():
             raise ValueError("is empty; expected a URL such as postgresql+asyncpg://user@host/db")
-        try:
-            url = make_url(value.strip())
-        except ArgumentError:
+        else:
+            try:
+                url = make_url(value.strip())
+            except ArgumentError:
+                raise ValueError(
+                    "is not a database URL (expected e.g. postgresql+asyncpg://user:pass@host/db)"
+                ) from None
+        backend, _, name = url.drivername.partition("+")
+        if find_driver(backend, name or None) is None:
             raise ValueError(
-                "is not a database URL (expected e.g. postgresql+asyncpg://user:pass@host/db)"
-            ) from None
+                f"unknown driver {url.drivername!r}; pooltender knows " + ", ".join(known_drivers())
+            )
         return url
 
-    def model_post_init(self, context: Any, /) -> None:
-        driver = self.driver  # validates backend+driver
-        if not driver.installed():
-            raise DriverNotInstalled(self.variable("url"), driver.drivername, driver.package)
-        if self.sync is True and not driver.is_sync:
-            raise ConfigurationError(
-                self.variable("sync"), f"the driver {driver.drivername!r} is async only"
-            )
+    @field_validator("sync")
+    @classmethod
+    def _check_sync(cls, value: bool | None, info: Any) -> bool | None:
+        url = info.data.get("url")
+        if value is True and isinstance(url, URL):
+            backend, _, name = url.drivername.partition("+")
+            driver = find_driver(backend, name or None)
+            if driver is not None and not driver.is_sync:
+                raise ValueError(f"the driver {driver.drivername!r} is async only")
+        return value
 
     # -- derived -----------------------------------------------------------------------
 
@@ -139,12 +252,7 @@ class DatabaseSettings(BaseModel):
     def driver(self) -> Driver:
         backend, _, name = self.url.drivername.partition("+")
         driver = find_driver(backend, name or None)
-        if driver is None:
-            raise ConfigurationError(
-                self.variable("url"),
-                f"unknown driver {self.url.drivername!r}; pooltender knows "
-                + ", ".join(known_drivers()),
-            )
+        assert driver is not None  # checked when the URL was validated
         return driver
 
     @property
@@ -194,20 +302,22 @@ class DatabaseSettings(BaseModel):
 
     @property
     def host(self) -> str:
-        """Where the database is, for messages: ``host:port/db``, never the password."""
+        """Where the database is, for messages: ``host:port/db``, never a credential."""
         if self.driver.backend == "sqlite":
             return self.url.database or ":memory:"
         port = f":{self.url.port}" if self.url.port else ""
         return f"{self.url.host or 'localhost'}{port}/{self.url.database or ''}"
 
     def variable(self, field: str) -> str:
-        """The environment variable of a field of this database."""
-        suffix = next(k for k, v in self.OPTIONS.items() if v == field)
+        """The environment variable of an option of this database."""
+        if field not in self.options():
+            raise KeyError(field)
         if self.name == PRIMARY:
-            return f"DATABASE_{suffix}"
-        return f"DATABASE_{self.name.upper()}_{suffix}"
+            return f"{self.PREFIX}{field.upper()}"
+        return f"{self.PREFIX}{self.name.upper()}_{field.upper()}"
 
     def is_set(self, field: str) -> bool:
+        """Whether the option was given (else SQLAlchemy's or pooltender's default stands)."""
         return field in self.model_fields_set
 
     def __repr__(self) -> str:
@@ -216,20 +326,115 @@ class DatabaseSettings(BaseModel):
     __str__ = __repr__
 
 
-class PooltenderSettings(BaseSettings):
-    """Process-wide settings: ``POOLTENDER_*`` from the environment and ``.env``."""
+class PooltenderSettings(_Settings):
+    """Process-wide settings: ``POOLTENDER_*`` from the environment and ``.env``
+    (:func:`load_pooltender_settings`); ``PooltenderSettings()`` is the defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="POOLTENDER_", env_file=".env", extra="ignore")
+    PREFIX: ClassVar[str] = "POOLTENDER_"
 
-    monitor: bool = True
-    """``POOLTENDER_MONITOR``: false turns the pool monitor off (no listeners, no watchdog)."""
-    debug_token: str | None = Field(default=None, repr=False)
-    """``POOLTENDER_DEBUG_TOKEN``: debug endpoints need ``Authorization: Bearer <token>``."""
-    loop_block_threshold: float = Field(default=0.1, ge=0)
-    """``POOLTENDER_LOOP_BLOCK_THRESHOLD``: seconds the event loop may stall while
-    connections are held before a WARNING names the stuck frame (0: no watchdog)."""
-    health_log_interval: float = Field(default=0.0, ge=0)
-    """``POOLTENDER_HEALTH_LOG_INTERVAL``: seconds between pool health lines (0: off)."""
+    databases: tuple[str, ...] | None = option(
+        None,
+        "every `DATABASE_<NAME>_URL`",
+        "comma-separated names of the databases to start (e.g. `primary,analytics`); "
+        "other `DATABASE_<NAME>_*` variables are ignored. Unset: every database with a URL "
+        "variable, listed in the start log",
+    )
+    debug_token: str | None = option(
+        None,
+        "unset",
+        "when set, debug endpoints need `Authorization: Bearer <token>`",
+        repr=False,
+    )
+    loop_block_threshold: float = option(
+        0.1,
+        "0.1",
+        "seconds the event loop may stall while connections are held before a warning (0: off)",
+        ge=0,
+    )
+    health_log_interval: float = option(
+        0.0, "0 (off)", "seconds between one-line pool health logs per database", ge=0
+    )
+    monitor: bool = option(
+        True, "true", "`false`: no pool monitor (no listeners, middleware or watchdog)"
+    )
+
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = tuple(n.strip().lower() for n in value.split(",") if n.strip())
+            for name in names:
+                if not _NAME_RE.match(name):
+                    raise ValueError(
+                        f"{name!r} is not a database name (lower-case letters, digits, underscores)"
+                    )
+            return names
+        return value
+
+    def variable(self, field: str) -> str:
+        if field not in self.options():
+            raise KeyError(field)
+        return f"{self.PREFIX}{field.upper()}"
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+def _environment(
+    environ: Mapping[str, str] | None,
+    env_file: str | Path | None,
+    defaults: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """Precedence: ``environ`` (the process environment by default), ``env_file``, ``defaults``."""
+    merged: dict[str, str] = dict(defaults or {})
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def _validate(
+    model: type[Model],
+    given: Mapping[str, str],
+    variables: Mapping[str, str],
+    **fixed: Any,
+) -> Model:
+    """Build ``model`` from option values given as text; a :class:`ConfigurationError`
+    naming the variable. An empty value means unset (except for a URL)."""
+    values: dict[str, Any] = {}
+    for field, value in given.items():
+        text = value.strip()
+        if text or field == "url":
+            values[field] = text
+    try:
+        return model(**fixed, **values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else next(iter(given), "")
+        variable = variables.get(field, field)
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        if field != "url" and field in given:
+            reason += f" (got {given[field]!r})"
+        raise ConfigurationError(variable, reason) from None
+
+
+def load_pooltender_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: str | Path | None = ".env",
+) -> PooltenderSettings:
+    """The ``POOLTENDER_*`` settings of this process."""
+    merged = _environment(environ, env_file, None)
+    fields = PooltenderSettings.options()
+    given: dict[str, str] = {}
+    variables: dict[str, str] = {}
+    for key, value in merged.items():
+        if key.startswith(PooltenderSettings.PREFIX):
+            field = key[len(PooltenderSettings.PREFIX) :].lower()
+            if field in fields:
+                given[field] = value
+                variables[field] = key
+    return _validate(PooltenderSettings, given, variables)
 
 
 def load_database_settings(
@@ -237,71 +442,112 @@ def load_database_settings(
     *,
     env_file: str | Path | None = ".env",
     defaults: Mapping[str, str] | None = None,
+    names: Iterable[str] | None = None,
 ) -> dict[str, DatabaseSettings]:
     """Every database configured by ``DATABASE_*`` variables, keyed by name.
 
-    Precedence: ``environ`` (the process environment by default), then ``env_file``,
-    then ``defaults``. Raises :class:`ConfigurationError` naming the variable.
+    ``names``: only these databases (``POOLTENDER_DATABASES``); by default every one
+    with a URL variable. Raises :class:`ConfigurationError` naming the variable, and
+    :class:`DriverNotInstalled` for a URL whose driver is missing. A ``DATABASE_*``
+    variable that is no option of any database is logged as a likely typo, with the
+    nearest real name.
     """
-    merged: dict[str, str] = dict(defaults or {})
-    if env_file is not None and Path(env_file).is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-
+    merged = _environment(environ, env_file, defaults)
     raw: dict[str, dict[str, str]] = {}
-    variables: dict[tuple[str, str], str] = {}
-    for key, value in merged.items():
+    variables: dict[str, dict[str, str]] = {}
+    for key, value in sorted(merged.items()):
+        if not key.startswith(DatabaseSettings.PREFIX):
+            continue
         parsed = _parse_variable(key)
         if parsed is None:
+            _warn_unknown(key)
             continue
         name, field = parsed
+        if field in raw.get(name, {}):  # DATABASE_URL and DATABASE_PRIMARY_URL
+            first = variables[name][field]
+            if raw[name][field].strip() != value.strip():
+                raise ConfigurationError(
+                    key, f"{first} is set too, to another value: set one of them"
+                )
+            continue
         raw.setdefault(name, {})[field] = value
-        variables[(name, field)] = key
+        variables.setdefault(name, {})[field] = key
 
+    wanted = tuple(names) if names is not None else None
     result: dict[str, DatabaseSettings] = {}
     for name, fields in sorted(raw.items()):
+        if wanted is not None and name not in wanted:
+            continue
         if "url" not in fields:
-            first = sorted(variables[(name, f)] for f in fields)[0]
+            first = sorted(variables[name].values())[0]
             url_var = "DATABASE_URL" if name == PRIMARY else f"DATABASE_{name.upper()}_URL"
             raise ConfigurationError(first, f"set for database {name!r}, but {url_var} is not set")
-        result[name] = _validate(name, fields, variables)
+        settings = _validate(DatabaseSettings, fields, variables[name], name=name)
+        driver = settings.driver
+        if not driver.installed():
+            raise DriverNotInstalled(settings.variable("url"), driver.drivername, driver.package)
+        result[name] = settings
+    for name in wanted or ():
+        if name not in result:
+            url_var = "DATABASE_URL" if name == PRIMARY else f"DATABASE_{name.upper()}_URL"
+            raise ConfigurationError(
+                "POOLTENDER_DATABASES", f"names {name!r}, but {url_var} is not set"
+            )
     return result
 
 
 def _parse_variable(key: str) -> tuple[str, str] | None:
     """``DATABASE_POOL_SIZE`` -> (primary, pool_size); ``DATABASE_X_URL`` -> (x, url)."""
-    if not key.startswith("DATABASE_"):
-        return None
-    rest = key[len("DATABASE_") :]
-    options = DatabaseSettings.OPTIONS
-    if rest in options:
-        return PRIMARY, options[rest]
-    for suffix in sorted(options, key=len, reverse=True):
-        if rest.endswith("_" + suffix):
-            name = rest[: -len(suffix) - 1].lower()
-            if _NAME_RE.match(name):
-                return name, options[suffix]
+    rest = key[len(DatabaseSettings.PREFIX) :]
+    fields = DatabaseSettings.options()
+    if rest.lower() in fields:
+        return PRIMARY, rest.lower()
+    for field in sorted(fields, key=len, reverse=True):
+        suffix = "_" + field.upper()
+        if rest.endswith(suffix):
+            name = rest[: -len(suffix)].lower()
+            if not _NAME_RE.match(name):
+                raise ConfigurationError(
+                    key,
+                    f"{name!r} is not a database name (letters, digits and underscores, "
+                    "starting with a letter)",
+                )
+            return name, field
     return None
 
 
-def _validate(
-    name: str, fields: dict[str, str], variables: dict[tuple[str, str], str]
-) -> DatabaseSettings:
-    values: dict[str, Any] = {
-        field: (None if value.strip() == "" and field != "url" else value.strip())
-        for field, value in fields.items()
-    }
-    values = {k: v for k, v in values.items() if v is not None}
-    try:
-        return DatabaseSettings(name=name, **values)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        original = (error.get("ctx") or {}).get("error")
-        if isinstance(original, ConfigurationError):
-            raise original from None
-        field = str(error["loc"][0]) if error["loc"] else "url"
-        variable = variables.get((name, field), field)
-        reason = str(error["msg"]).removeprefix("Value error, ")
-        if field != "url":
-            reason += f" (got {fields.get(field, '')!r})"
-        raise ConfigurationError(variable, reason) from None
+def _warn_unknown(key: str) -> None:
+    """Log a ``DATABASE_*`` variable that looks like a misspelt option; ignore others
+    (``DATABASE_HOST`` of an app's own configuration is none of pooltender's business)."""
+    rest = key[len(DatabaseSettings.PREFIX) :]
+    options = [field.upper() for field in DatabaseSettings.options()]
+    nearest = difflib.get_close_matches(rest, options, n=1, cutoff=0.8)
+    if nearest:
+        suggestion = f"DATABASE_{nearest[0]}"
+    else:  # the option part may follow a database name: DATABASE_ANALYTICS_POOLSIZE
+        parts = rest.split("_")
+        suggestion = ""
+        for i in range(1, len(parts)):
+            name, tail = "_".join(parts[:i]), "_".join(parts[i:])
+            match = difflib.get_close_matches(tail, options, n=1, cutoff=0.8)
+            if match:
+                suggestion = f"DATABASE_{name}_{match[0]}"
+                break
+    if suggestion:
+        logger.warning(
+            "%s is not a pooltender setting and is ignored; did you mean %s?", key, suggestion
+        )
+
+
+def settings_table() -> str:
+    """The README's settings table, rendered from the declarations above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for model in (DatabaseSettings, PooltenderSettings):
+        for field, info in model.options().items():
+            extra = info.json_schema_extra
+            assert isinstance(extra, dict)
+            variable = f"{model.PREFIX}{field.upper()}"
+            if field == "read_only":
+                variable = "DATABASE_<NAME>_READ_ONLY"
+            rows.append(f"| `{variable}` | {extra['shown']} | {info.description} |")
+    return "\n".join(rows)

@@ -20,9 +20,11 @@ slots, a server-side pooler (PgBouncer in transaction mode) belongs in front.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .stats import Snapshot
 
 __all__ = [
     "HEADROOM",
@@ -88,15 +90,6 @@ class Recommendation:
         if needed != self.pool_size:
             text += f", capped at the ceiling: {self.pool_size}"
         return text
-
-    def settings(self) -> dict[str, int | float]:
-        """The recommended values keyed as ``DATABASE_*`` options."""
-        return {
-            "pool_size": self.pool_size,
-            "max_overflow": self.max_overflow,
-            "max_waiting": self.max_waiting,
-            "pool_timeout": self.pool_timeout,
-        }
 
 
 def recommend(
@@ -204,33 +197,33 @@ class Observation:
     max: int | None
 
 
-def observe(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Observation]:
-    """Arrival rate and mean hold time per database between two ``/debug/pool-stats`` documents.
+def observe(before: Snapshot, after: Snapshot) -> dict[str, Observation]:
+    """Arrival rate and mean hold time per database between two snapshots.
 
-    Rate: new checkouts / elapsed seconds. Hold time: the growth of the routes'
-    ``hold_total`` over the growth of their checkouts (a mean, as Little's law
-    needs); when no route moved, the snapshot's ``use_time.p50``.
+    Rate: new checkouts / elapsed seconds. Hold time: the growth of the routes' total
+    hold time over the growth of their checkouts (a mean, as Little's law needs); when
+    no route moved, the snapshot's use-time p50.
     """
-    elapsed = float(after["generated_at"]) - float(before["generated_at"])
+    elapsed = after.generated_at - before.generated_at
     if elapsed <= 0:
         raise ValueError("the second snapshot must be newer than the first")
     result: dict[str, Observation] = {}
-    for name, now in after["databases"].items():
-        then = before["databases"].get(name)
+    for name, now in after.databases.items():
+        then = before.databases.get(name)
         if then is None:
             continue
-        checkouts = int(now["checkouts"]) - int(then["checkouts"])
-        old_routes = {r["route"]: r for r in then.get("routes", [])}
+        checkouts = now.checkouts - then.checkouts
+        old_routes = {r.route: r.hold for r in then.routes}
         hold_delta = 0.0
         count_delta = 0
-        for route in now.get("routes", []):
-            old = old_routes.get(route["route"], {"hold_total": 0.0, "checkouts": 0})
-            hold_delta += float(route["hold_total"]) - float(old["hold_total"])
-            count_delta += int(route["checkouts"]) - int(old["checkouts"])
+        for route in now.routes:
+            old = old_routes.get(route.route)
+            hold_delta += route.hold.sum - (old.sum if old else 0.0)
+            count_delta += route.hold.count - (old.count if old else 0)
         if count_delta > 0 and hold_delta > 0:
             hold, source = hold_delta / count_delta, "mean hold time of the routes"
         else:
-            hold, source = float(now["use_time"]["p50"] or 0.0), "use_time p50"
+            hold, source = now.use_time.p50, "use_time p50"
         result[name] = Observation(
             name=name,
             seconds=elapsed,
@@ -238,7 +231,7 @@ def observe(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Ob
             rps=max(0, checkouts) / elapsed,
             hold_seconds=hold,
             hold_source=source,
-            pool_size=int(now["pool_size"]),
-            max=None if now.get("max") is None else int(now["max"]),
+            pool_size=now.pool_size,
+            max=now.max,
         )
     return result

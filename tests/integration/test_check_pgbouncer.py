@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pooltender.cli import app
+from pooltender.cli.app import app
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from pooltender.cli import app
+from pooltender.cli.app import app
 
 pytestmark = pytest.mark.integration
 

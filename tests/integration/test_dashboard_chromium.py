@@ -126,6 +126,17 @@ def chart_pixels(driver: webdriver.Chrome, name: str) -> str:
     )
 
 
+def counter_tiles(driver: webdriver.Chrome, name: str) -> dict[str, str]:
+    tiles = driver.execute_script(
+        "return [...[...document.querySelectorAll('section.db')]"
+        ".find(e => e.dataset.database === arguments[0])"
+        ".querySelectorAll('.tile[data-counter]')]"
+        ".map(t => [t.dataset.counter, t.querySelector('.value').textContent]);",
+        name,
+    )
+    return dict(tiles)
+
+
 def held_rows(driver: webdriver.Chrome, name: str) -> list[tuple[str, str]]:
     rows = driver.execute_script(
         "return [...[...document.querySelectorAll('section.db')]"
@@ -182,6 +193,14 @@ def test_dashboard_moves_under_load(service: str, browser: webdriver.Chrome) -> 
             ),
             "the long checkout highlighted as a suspected leak",
         )
+        # Every counter the snapshot declares has its tile (a new counter needs no page
+        # change), and the leak counted above shows on its tile.
+        declared = httpx.get(f"{service}/debug/pool-stats").json()["counters"]
+        wait_for(
+            lambda: int(counter_tiles(browser, "primary").get("leaks_suspected", 0)) >= 1,
+            "the suspected leak on its counter tile",
+        )
+        assert set(counter_tiles(browser, "primary")) == set(declared)
         leak_rows = [t for c, t in held_rows(browser, "primary") if c == "leak"]
         assert all("GET /report" in t for t in leak_rows), leak_rows
         assert any("test_dashboard_chromium.py" in t for t in leak_rows), leak_rows

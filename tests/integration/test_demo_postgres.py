@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from pooltender.demo import create_app
-from pooltender.demo.models import AnalyticsBase, Base, Event, Item, User
 from pooltender.testing import IsolatedDatabase, async_client, pool_usage
 from pooltender.testing.plugin import DEFAULT_POSTGRES_URL, URL_VARIABLE, DatabaseFactory
+from pooltender_demo import create_app
+from pooltender_demo.models import AnalyticsBase, Base, Event, Item, User
 
 URL = os.environ.get(URL_VARIABLE, DEFAULT_POSTGRES_URL)
 
@@ -60,7 +60,7 @@ async def test_the_demo_writes_only_inside_the_tests_transaction(
     demo_databases: dict[str, IsolatedDatabase],
 ) -> None:
     primary, analytics = demo_databases["primary"], demo_databases["analytics"]
-    pool_checkouts = {name: db.stats()["checkouts"] for name, db in demo_databases.items()}
+    pool_checkouts = {name: db.stats().checkouts for name, db in demo_databases.items()}
     email = new_email()
     async with async_client(create_app({}), demo_databases) as client:
         summary = (await client.get("/analytics/summary")).json()
@@ -77,9 +77,7 @@ async def test_the_demo_writes_only_inside_the_tests_transaction(
         assert after["user_created"] == summary.get("user_created", 0) + 1
     # Every statement of the app, its lifespan's included, ran on the test's connection:
     # neither pool handed out another one.
-    assert {name: db.stats()["checkouts"] for name, db in demo_databases.items()} == (
-        pool_checkouts
-    )
+    assert {name: db.stats().checkouts for name, db in demo_databases.items()} == (pool_checkouts)
     async with primary.session() as session:  # the test sees what the app wrote ...
         assert await session.scalar(select(User.email).where(User.id == user_id)) == email
     async with analytics.session() as session:

@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from pooltender import Database, Databases, DatabaseSettings, StatementTimeout
-from pooltender.demo import create_app
 from pooltender.fastapi import Session, databases, install
+from pooltender_demo import create_app
 from tests.support.servers import serve
 
 SECRET = "pw-not-for-your-eyes"

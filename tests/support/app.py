@@ -89,5 +89,5 @@ async def pool(request: Request) -> dict[str, int]:
         "checked_out": sa_pool.checkedout(),  # type: ignore[attr-defined]
         "size": sa_pool.size(),  # type: ignore[attr-defined]
         "overflow": sa_pool.overflow(),  # type: ignore[attr-defined]
-        "waiting": database.admission.waiting,
+        "waiting": database.wait_queue.waiting,
     }

@@ -20,27 +20,29 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from pooltender.dashboard import dashboard_router
+from pooltender.stats import Durations, HeldConnection, PoolStats, RouteStats, Snapshot
 
 __all__ = ["HTML_ROUTE", "FakePool", "create_fake_app"]
 
 HTML_ROUTE = "GET /work/<b>{id}</b>"
 
 
-def _summary(values: list[float]) -> dict[str, float | int]:
+def _durations(values: list[float]) -> Durations:
     if not values:
-        return {"count": 0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+        return Durations()
     ordered = sorted(values)
 
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
-    return {
-        "count": len(ordered),
-        "p50": statistics.median(ordered),
-        "p90": pct(0.90),
-        "p99": pct(0.99),
-        "max": ordered[-1],
-    }
+    return Durations(
+        count=len(ordered),
+        p50=statistics.median(ordered),
+        p90=pct(0.90),
+        p99=pct(0.99),
+        max=ordered[-1],
+        sum=sum(ordered),
+    )
 
 
 class FakePool:
@@ -81,58 +83,53 @@ class FakePool:
             self.routes.setdefault(route, []).append(used)
             self._slots.release()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> PoolStats:
+        """This fake pool's snapshot, built as pooltender builds its own (typed)."""
         now = time.monotonic()
-        held = [
-            {
-                "id": ident,
-                "route": route,
-                "age": now - since,
-                "site": site,
-                "leak": now - since > self.leak_after,
-            }
+        held = tuple(
+            HeldConnection(
+                id=ident,
+                route=route,
+                age=now - since,
+                site=site,
+                leak=now - since > self.leak_after,
+                after_response=False,
+            )
             for ident, (route, since, site) in sorted(self.held.items())
-        ]
+        )
         routes = sorted(
-            (
-                {
-                    "route": route,
-                    "checkouts": len(holds),
-                    "hold_total": sum(holds),
-                    "hold_p50": _summary(holds)["p50"],
-                    "hold_p99": _summary(holds)["p99"],
-                    "hold_max": max(holds),
-                }
-                for route, holds in self.routes.items()
-            ),
-            key=lambda r: -float(r["hold_total"]),
+            (RouteStats(route, _durations(holds)) for route, holds in self.routes.items()),
+            key=lambda r: -r.hold.sum,
         )
         out = len(self.held)
-        return {
-            "name": self.name,
-            "url": f"sqlite+aiosqlite:///{self.name}.db",
-            "driver": "sqlite+aiosqlite",
-            "pool_size": self.size,
-            "checked_out": out,
-            "overflow": 0,
-            "total": self.size,
-            "available": self.size - out,
-            "max": self.size,
-            "waiting": self.waiting,
-            "max_waiting": None,
-            "timeouts": 0,
-            "rejected": 0,
-            "leaks_suspected": sum(1 for h in held if h["leak"]),
-            "checkouts": self.checkouts,
-            "connections_created": self.size,
-            "connections_invalidated": 0,
-            "wait_time": _summary(self.waits),
-            "use_time": _summary(self.uses),
-            "connect_time": _summary([0.001] * self.size),
-            "routes": routes,
-            "held": held,
-            "loop_blocked": {"count": 0, "max": 0.0},
-        }
+        leaking = sum(1 for h in held if h.leak)
+        return PoolStats(
+            name=self.name,
+            url=f"sqlite+aiosqlite:///{self.name}.db",
+            driver="sqlite+aiosqlite",
+            pool_size=self.size,
+            checked_out=out,
+            overflow=0,
+            total=self.size,
+            available=self.size - out,
+            max=self.size,
+            waiting=self.waiting,
+            max_waiting=None,
+            connections_leaking=leaking,
+            timeouts=0,
+            rejected=0,
+            leaks_suspected=leaking,
+            checkouts=self.checkouts,
+            connections_created=self.size,
+            connections_invalidated=0,
+            connections_reclaimed=0,
+            held_after_response=0,
+            wait_time=_durations(self.waits),
+            use_time=_durations(self.uses),
+            connect_time=_durations([0.001] * self.size),
+            routes=tuple(routes),
+            held=held,
+        )
 
 
 def create_fake_app(guard: Callable[..., Any] | None = None) -> FastAPI:
@@ -159,10 +156,8 @@ def create_fake_app(guard: Callable[..., Any] | None = None) -> FastAPI:
 
     @app.get("/debug/pool-stats", dependencies=debug)
     async def pool_stats() -> dict[str, Any]:
-        return {
-            "generated_at": time.time(),
-            "databases": {name: pool.stats() for name, pool in pools.items()},
-        }
+        snapshot = Snapshot(time.time(), {name: pool.stats() for name, pool in pools.items()})
+        return snapshot.to_json()
 
     app.include_router(dashboard_router(guard), prefix="/debug")
     return app

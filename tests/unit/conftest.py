@@ -25,7 +25,7 @@ async def make_db(tmp_path: Path) -> AsyncIterator[MakeDb]:
         url = settings.pop("url", f"sqlite+aiosqlite:///{tmp_path}/t3.db")
         db = Database(
             DatabaseSettings(url=url, leak_threshold=leak_threshold, **settings),
-            options=PooltenderSettings(loop_block_threshold=loop_block_threshold),
+            pooltender_settings=PooltenderSettings(loop_block_threshold=loop_block_threshold),
         )
         await db.start()
         started.append(db)

@@ -14,8 +14,9 @@ import pytest
 from fastapi import HTTPException, Request
 from typer.testing import CliRunner
 
-from pooltender.cli import app
+from pooltender.cli.app import app
 from pooltender.cli.top import render
+from pooltender.stats import Snapshot
 from tests.support.fake_stats import HTML_ROUTE, create_fake_app
 from tests.support.servers import serve
 
@@ -176,7 +177,7 @@ def test_top_shows_markup_in_names_as_typed() -> None:
         },
     }  # fmt: skip
     console = Console(width=200, record=True)
-    console.print(render(doc, None, "test"))
+    console.print(render(Snapshot.from_json(doc), None, "test"))
     text = console.export_text()
     assert "[red]GET /x[/red]" in text
     assert "[bold]held" in text
@@ -263,7 +264,9 @@ def test_top_computes_checkouts_per_second_between_frames() -> None:
         }  # fmt: skip
 
     console = Console(width=200, record=True)
-    console.print(render(doc(12.0, 1300), doc(10.0, 1000), "test"))
+    console.print(
+        render(Snapshot.from_json(doc(12.0, 1300)), Snapshot.from_json(doc(10.0, 1000)), "test")
+    )
     row = next(line for line in console.export_text().splitlines() if "primary" in line)
     assert "150.0" in row  # 300 checkouts in 2 s
     assert "∞" in row  # max null: unbounded

@@ -163,7 +163,7 @@ async def test_an_overloaded_pool_refuses_a_session_before_its_work_starts(
                 ran = True
         assert refused.value.retry_after == db.settings.retry_after
     assert not ran
-    assert db.admission.rejected == 1
+    assert db.wait_queue.rejected == 1
     async with db.session() as session:  # served again once the connection is back
         assert (await session.execute(text("SELECT 2"))).scalar() == 2
     await db.stop()
@@ -237,8 +237,8 @@ def test_engines_are_not_created_at_import() -> None:
         "calls=[]\n"
         "e.create_async_engine=lambda *a,**k: calls.append(a)\n"
         "s.create_engine=lambda *a,**k: calls.append(a)\n"
-        "import pooltender, pooltender.fastapi, pooltender.demo\n"
-        "pooltender.demo.create_app({'DATABASE_URL': 'sqlite+aiosqlite://'})\n"
+        "import pooltender, pooltender.fastapi, pooltender_demo\n"
+        "pooltender_demo.create_app({'DATABASE_URL': 'sqlite+aiosqlite://'})\n"
         "assert calls == [], calls\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

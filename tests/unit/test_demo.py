@@ -21,12 +21,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from pooltender import Database
-from pooltender.demo import app as app_module
-from pooltender.demo import create_app, demo_defaults
-from pooltender.demo.models import Event, Item, User
 from pooltender.fastapi import databases
 from pooltender.testing import async_client, pool_usage
 from pooltender.testing.plugin import DatabaseFactory
+from pooltender_demo import app as app_module
+from pooltender_demo import create_app, demo_defaults
+from pooltender_demo.models import Event, Item, User
 from tests.support.servers import serve
 
 DEMO_APP = os.path.relpath(Path(app_module.__file__))

@@ -60,11 +60,11 @@ def make_app(tmp_path: Path, *, token: str | None = None, **kw: object) -> FastA
         {
             "primary": Database(
                 DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/t3api.db"),
-                options=PooltenderSettings(loop_block_threshold=0),
+                pooltender_settings=PooltenderSettings(loop_block_threshold=0),
             )
         }
     )
-    install(app, dbs, settings=PooltenderSettings(debug_token=token), **kw)  # type: ignore[arg-type]
+    install(app, dbs, pooltender_settings=PooltenderSettings(debug_token=token), **kw)  # type: ignore[arg-type]
 
     @app.get("/users/{user_id}")
     async def get_user(user_id: int, session: Session) -> dict[str, int]:
@@ -137,7 +137,7 @@ async def test_session_held_across_a_streaming_response_is_reported(
         assert (await c.get("/stream")).content == b"xx"
     db = databases(running).primary
     stats = db.stats()
-    assert stats["held_after_response"] == 1
+    assert stats.held_after_response == 1
     deadline = asyncio.get_running_loop().time() + 5
     while not any("after the response started" in r.getMessage() for r in caplog.records):
         assert asyncio.get_running_loop().time() < deadline, "no held-after-response warning"
@@ -237,22 +237,22 @@ async def test_sync_routes_on_a_sync_engine_are_attributed_too(tmp_path: Path) -
         {
             "primary": Database(
                 DatabaseSettings(url=f"sqlite:///{tmp_path}/t3sync.db"),
-                options=PooltenderSettings(loop_block_threshold=0),
+                pooltender_settings=PooltenderSettings(loop_block_threshold=0),
             )
         }
     )
-    install(app, dbs, settings=PooltenderSettings())
+    install(app, dbs, pooltender_settings=PooltenderSettings())
     seen: list[dict[str, object]] = []
 
     @app.get("/reports/{report_id}")
     def report(report_id: int, session: SyncSession) -> dict[str, int]:
         session.execute(text("SELECT 1"))
-        seen.extend(dbs.primary.stats()["held"])
+        seen.extend(dbs.primary.stats().held)
         return {"id": report_id}
 
     async with app.router.lifespan_context(app), client(app) as c:
         assert (await c.get("/reports/3")).status_code == 200
     [held] = seen
-    assert held["route"] == "GET /reports/{report_id}"
-    assert str(held["site"]).startswith(f"{HERE}:")
-    assert str(held["site"]).endswith(" in report")
+    assert held.route == "GET /reports/{report_id}"
+    assert held.site.startswith(f"{HERE}:")
+    assert held.site.endswith(" in report")

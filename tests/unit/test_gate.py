@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pooltender import Database, DatabaseSettings
 from pooltender.fastapi import Session, install, session_for
-from pooltender.fastapi.gate import databases_of
+from pooltender.fastapi.routetable import databases_of
 from pooltender.testing import async_client
 
 
@@ -97,7 +97,7 @@ async def test_a_request_for_a_saturated_database_is_refused_before_routing(
         detail = refused.json()["detail"]
         assert (detail["database"], detail["reason"]) == ("primary", "overloaded")
         assert (await client.get("/users/7")).status_code == 503
-        assert primary.admission.rejected == 2
+        assert primary.wait_queue.rejected == 2
         # what does not need the saturated database is served, in the router's order
         assert (await client.get("/users/me")).json() == {"name": "me"}
         assert (await client.get("/plain")).json() == {"ok": True}
@@ -108,7 +108,7 @@ async def test_a_request_for_a_saturated_database_is_refused_before_routing(
         nested = await client.get("/inner/nested/not-a-number")
         assert nested.status_code == 503
         assert nested.json()["detail"]["reason"] == "overloaded"
-        assert primary.admission.rejected == 3
+        assert primary.wait_queue.rejected == 3
         # a path no route takes, or a method the route does not take: not the gate's
         assert (await client.get("/nowhere")).status_code == 404
         assert (await client.delete("/users/7")).status_code == 405

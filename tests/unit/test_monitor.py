@@ -8,13 +8,13 @@ import queue
 import sys
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import text
 
-from pooltender import Database, DatabaseSettings, PoolOverloaded, PooltenderSettings
+from pooltender import Database, DatabaseSettings, PoolOverloaded, PooltenderSettings, readiness
 from pooltender.monitor import RequestContext, current_request
+from pooltender.readiness import BUSY_GRACE
 
 from .conftest import MakeDb, wait_for_log
 
@@ -27,8 +27,7 @@ def next_line() -> int:
 
 
 def request(method: str, template: str) -> RequestContext:
-    route = SimpleNamespace(path=template)
-    return RequestContext({"type": "http", "method": method, "route": route})
+    return RequestContext(method, lambda: template)
 
 
 async def test_counters_and_durations(make_db: MakeDb) -> None:
@@ -38,14 +37,14 @@ async def test_counters_and_durations(make_db: MakeDb) -> None:
         async with db.session() as session:
             await session.execute(text("SELECT 1"))
     stats = db.stats()
-    assert stats["checkouts"] == before["checkouts"] + 3
-    assert stats["connections_created"] == 2  # warm-up opened pool_size connections
-    assert stats["connect_time"]["count"] == 2
-    assert stats["wait_time"]["count"] == stats["checkouts"]
-    assert stats["use_time"]["count"] == stats["checkouts"]
-    assert 0 < stats["use_time"]["p50"] <= stats["use_time"]["max"]
-    assert (stats["checked_out"], stats["held"]) == (0, [])
-    assert stats["total"] == stats["available"] == 2
+    assert stats.checkouts == before.checkouts + 3
+    assert stats.connections_created == 2  # warm-up opened pool_size connections
+    assert stats.connect_time.count == 2
+    assert stats.wait_time.count == stats.checkouts
+    assert stats.use_time.count == stats.checkouts
+    assert 0 < stats.use_time.p50 <= stats.use_time.max
+    assert (stats.checked_out, stats.held) == (0, ())
+    assert stats.total == stats.available == 2
 
 
 async def test_held_table_names_route_and_exact_checkout_site(make_db: MakeDb) -> None:
@@ -57,18 +56,18 @@ async def test_held_table_names_route_and_exact_checkout_site(make_db: MakeDb) -
     finally:
         current_request.reset(token)
     try:
-        [held] = db.stats()["held"]
-        assert held["route"] == "GET /users/{user_id}"
+        [held] = db.stats().held
+        assert held.route == "GET /users/{user_id}"
         function = "test_held_table_names_route_and_exact_checkout_site"
-        assert held["site"] == f"{HERE}:{line} in {function}"
-        assert held["leak"] is False
-        assert held["age"] >= 0
-        assert db.stats()["checked_out"] == 1
+        assert held.site == f"{HERE}:{line} in {function}"
+        assert held.leak is False
+        assert held.age >= 0
+        assert db.stats().checked_out == 1
     finally:
         await connection.close()
-    routes = {r["route"]: r for r in db.stats()["routes"]}
-    assert routes["GET /users/{user_id}"]["checkouts"] == 1
-    assert db.stats()["held"] == []
+    routes = {r.route: r for r in db.stats().routes}
+    assert routes["GET /users/{user_id}"].hold.count == 1
+    assert db.stats().held == ()
 
 
 async def test_session_checkout_site_is_the_users_execute(make_db: MakeDb) -> None:
@@ -76,18 +75,18 @@ async def test_session_checkout_site_is_the_users_execute(make_db: MakeDb) -> No
     async with db.session() as session:
         line = next_line()
         await session.execute(text("SELECT 1"))
-        [held] = db.stats()["held"]
-    assert held["site"].startswith(f"{HERE}:{line} in ")
-    assert held["route"] == "(no request)"
+        [held] = db.stats().held
+    assert held.site.startswith(f"{HERE}:{line} in ")
+    assert held.route == "(no request)"
 
 
 async def test_listeners_survive_dispose(make_db: MakeDb) -> None:
     db = await make_db()
-    before = db.stats()["checkouts"]
+    before = db.stats().checkouts
     await db.engine.dispose()
     async with db.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
-    assert db.stats()["checkouts"] == before + 1
+    assert db.stats().checkouts == before + 1
 
 
 async def test_routes_beyond_the_limit_share_one_row(make_db: MakeDb) -> None:
@@ -100,9 +99,9 @@ async def test_routes_beyond_the_limit_share_one_row(make_db: MakeDb) -> None:
                 pass
         finally:
             current_request.reset(token)
-    routes = {r["route"]: r["checkouts"] for r in db.stats()["routes"]}
+    routes = {r.route: r.hold.count for r in db.stats().routes}
     assert len(routes) == 3 + 1  # three named routes, then one row for the rest
-    assert sum(routes.values()) == db.stats()["checkouts"]
+    assert sum(routes.values()) == db.stats().checkouts
     assert routes["(other routes)"] == 8
 
 
@@ -114,7 +113,7 @@ async def test_sync_engine_in_threads(tmp_path: object, make_db: MakeDb) -> None
         with db.sync_session() as session:
             lines.append(next_line())
             session.execute(text("SELECT 1"))
-            assert db.stats()["held"][0]["site"].startswith(f"{HERE}:{lines[-1]} in work")
+            assert db.stats().held[0].site.startswith(f"{HERE}:{lines[-1]} in work")
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -123,8 +122,8 @@ async def test_sync_engine_in_threads(tmp_path: object, make_db: MakeDb) -> None
         t.join()
     assert len(lines) == 4
     stats = db.stats()
-    assert stats["use_time"]["count"] >= 4
-    assert stats["checked_out"] == 0
+    assert stats.use_time.count >= 4
+    assert stats.checked_out == 0
 
 
 async def test_leak_is_warned_once_then_its_return_is_logged(
@@ -149,8 +148,8 @@ async def test_leak_is_warned_once_then_its_return_is_logged(
     await asyncio.sleep(0.6)  # several scans later
     again = [r for r in monitor_log.records if "suspected leak;" in r.getMessage()]
     assert len(again) == 1
-    assert db.stats()["leaks_suspected"] == 1
-    assert db.stats()["held"][0]["leak"] is True
+    assert db.stats().leaks_suspected == 1
+    assert db.stats().held[0].leak is True
     await connection.close()
     infos = await wait_for_log(monitor_log, "was returned after", level=logging.INFO)
     assert infos
@@ -173,8 +172,8 @@ async def test_connection_reclaimed_by_gc_is_reported_with_its_site(
     records = await wait_for_log(monitor_log, "garbage collector reclaimed", level=logging.WARNING)
     assert records
     assert f"{HERE}:{line} in open_and_drop" in records[0].getMessage()
-    assert db.stats()["connections_reclaimed"] == 1
-    assert db.stats()["held"] == []
+    assert db.stats().connections_reclaimed == 1
+    assert db.stats().held == ()
 
 
 def block_the_loop() -> int:
@@ -200,8 +199,8 @@ async def test_watchdog_names_the_blocking_frame_and_route(
     message = records[0].getMessage()
     assert f"{HERE}:{line} in block_the_loop" in message
     stats = db.stats()
-    assert stats["loop_blocked"]["count"] == 1
-    assert stats["loop_blocked"]["max"] > 0.05
+    assert stats.loop_blocked.count == 1
+    assert stats.loop_blocked.max > 0.05
 
 
 async def test_watchdog_is_quiet_when_no_connection_is_held(
@@ -211,30 +210,30 @@ async def test_watchdog_is_quiet_when_no_connection_is_held(
     block_the_loop()
     await asyncio.sleep(0.2)
     assert not [r for r in monitor_log.records if "event loop blocked" in r.getMessage()]
-    assert db.stats()["loop_blocked"]["count"] == 0
+    assert db.stats().loop_blocked.count == 0
 
 
 async def test_ready_reports_an_exhausted_pool_as_busy_without_waiting(make_db: MakeDb) -> None:
     db = await make_db(pool_size=1, max_overflow=0, pool_timeout=30)
-    assert await db.ready() == "ok"
+    assert await readiness(db) == "ok"
     async with db.engine.connect():
-        assert await asyncio.wait_for(db.ready(), 1.0) == "busy"
-        db.monitor.last_checkout -= db.BUSY_GRACE + 1  # no checkout succeeded for a while
+        assert await asyncio.wait_for(readiness(db), 1.0) == "busy"
+        db.monitor.last_checkout -= BUSY_GRACE + 1  # no checkout succeeded for a while
         with pytest.raises(PoolOverloaded, match="none was checked out"):
-            await asyncio.wait_for(db.ready(), 1.0)
+            await asyncio.wait_for(readiness(db), 1.0)
 
 
 async def test_monitor_can_be_turned_off(tmp_path: object) -> None:
     db = Database(
         DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/t3off.db"),
-        options=PooltenderSettings(monitor=False),
+        pooltender_settings=PooltenderSettings(monitor=False),
     )
     await db.start()
     try:
         async with db.engine.connect():
-            assert db.stats()["held"] == []
-        assert db.stats()["checkouts"] == 0
-        assert db.stats()["checked_out"] == 0  # pool figures still come from the pool
+            assert db.stats().held == ()
+        assert db.stats().checkouts == 0
+        assert db.stats().checked_out == 0  # pool figures still come from the pool
     finally:
         await db.stop()
 
@@ -244,7 +243,7 @@ async def test_health_log_writes_one_line_per_database(
 ) -> None:
     db = Database(
         DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/t3health.db"),
-        options=PooltenderSettings(health_log_interval=0.05, loop_block_threshold=0),
+        pooltender_settings=PooltenderSettings(health_log_interval=0.05, loop_block_threshold=0),
     )
     await db.start()
     try:

@@ -35,17 +35,17 @@ async def test_full_wait_queue_is_refused_at_once(tmp_path: Path) -> None:
     await asyncio.sleep(0.05)
     waiter = asyncio.create_task(holder())  # waits: the queue has room for one
     await asyncio.sleep(0.05)
-    assert db.admission.waiting == 1
+    assert db.wait_queue.waiting == 1
     with pytest.raises(PoolOverloaded) as info:
         async with db.engine.connect():
             pass
     assert info.value.database == "primary"
     assert "all 1 connections are in use and 1 requests already wait (limit 1)" in str(info.value)
-    assert db.admission.rejected == 1
+    assert db.wait_queue.rejected == 1
     release.set()
     await asyncio.gather(holding, waiter)
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    assert db.admission.waiting == 0
+    assert db.wait_queue.waiting == 0
     await db.stop()
 
 
@@ -63,16 +63,16 @@ async def test_wait_that_runs_out_is_a_pool_timeout_with_the_real_numbers(tmp_pa
     assert "no connection free within 0.20s (pool size 1, overflow 0, 1 checked out" in str(
         info.value
     )
-    assert db.admission.timeouts == 1
+    assert db.wait_queue.timeouts == 1
     await db.stop()
 
 
-async def test_admission_survives_dispose(tmp_path: Path) -> None:
+async def test_the_wait_queue_survives_dispose(tmp_path: Path) -> None:
     db = file_db(tmp_path, pool_size=1, max_overflow=0, max_waiting=0)
     await db.start()
     await db.engine.dispose()  # recreates the pool
     pool = db.engine.pool
-    assert pool.admission is db.admission  # type: ignore[attr-defined]
+    assert pool.wait_queue is db.wait_queue  # type: ignore[attr-defined]
     async with db.engine.connect():
         with pytest.raises(PoolOverloaded):
             async with db.engine.connect():
@@ -126,7 +126,7 @@ async def test_an_overflow_connection_lingers_instead_of_being_reopened(tmp_path
     assert len(opened) == 1
     assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (2, 0, 1)  # type: ignore[attr-defined]
     stats = db.stats()
-    assert (stats["available"], stats["checked_out"], stats["overflow"]) == (2, 0, 1)
+    assert (stats.available, stats.checked_out, stats.overflow) == (2, 0, 1)
     await db.stop()
     assert pool.checkedin() == 0  # type: ignore[attr-defined]  # dispose closed the spare
 
@@ -169,5 +169,27 @@ async def test_spares_serve_before_anyone_waits_or_is_refused(tmp_path: Path) ->
         async with db.engine.connect() as second:  # the spare, not a refusal
             await second.execute(text("SELECT 1"))
     assert len(opened) == 1  # the overflow, opened once
-    assert db.admission.rejected == 0
+    assert db.wait_queue.rejected == 0
     await db.stop()
+
+
+def test_a_waiter_a_connection_is_handed_to_no_longer_counts_as_waiting() -> None:
+    """Between a connection's return and its waiter waking up (a few loop turns on
+    SQLAlchemy 2.0), a newcomer is not refused because of a waiter already served."""
+    from pooltender.pool import WaitQueue
+
+    queue = WaitQueue("primary", limit=2)
+    assert queue.enter() and queue.enter()
+    assert queue.full() and not queue.enter()
+    queue.handing_off()  # a connection came back: one waiter is being served
+    assert queue.waiting == 1 and not queue.full()
+    assert queue.enter()  # the newcomer waits in the place freed
+    queue.leave()  # the served waiter wakes up and goes
+    assert queue.waiting == 2
+    queue.handing_off()
+    queue.handing_off()
+    queue.handing_off()  # never more hand-offs than waiters
+    assert queue.waiting == 0
+    queue.leave()
+    queue.leave()
+    assert queue.waiting == 0 and queue._handoffs == 0

@@ -10,7 +10,7 @@ from pooltender import (
     DriverNotInstalled,
     load_database_settings,
 )
-from pooltender.engine import engine_options
+from pooltender.engine import sqlalchemy_options
 from pooltender.settings import redact_url
 
 SECRET = "s3cr3t-pw"
@@ -49,7 +49,7 @@ def test_named_databases_and_their_options() -> None:
 
 def test_only_options_the_user_set_reach_sqlalchemy() -> None:
     s = load(DATABASE_URL="postgresql+asyncpg://app@db/app", DATABASE_POOL_TIMEOUT="2")["primary"]
-    options = engine_options(s)
+    options = sqlalchemy_options(s)
     assert options["pool_timeout"] == 2.0
     assert "pool_size" not in options and "max_overflow" not in options
     # pooltender's deliberate default always goes along; the pre-ping is its own event
@@ -166,5 +166,63 @@ def test_max_waiting_minus_one_means_unbounded() -> None:
 def test_in_memory_sqlite_is_one_connection_whatever_the_pool_size() -> None:
     s = load(DATABASE_URL="sqlite+aiosqlite://", DATABASE_POOL_SIZE="20")["primary"]
     assert s.is_sqlite_memory and s.max_connections == 1
-    options = engine_options(s)
+    options = sqlalchemy_options(s)
     assert (options["pool_size"], options["max_overflow"]) == (1, 0)
+
+
+def test_a_likely_typo_is_warned_with_the_nearest_name(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="pooltender")
+    load(DATABASE_URL="sqlite:///x.db", DATABASE_POOL_SIZ="3", DATABASE_ANALYTICS_POOLSIZE="2")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(
+        "DATABASE_POOL_SIZ " in m and "did you mean DATABASE_POOL_SIZE?" in m for m in messages
+    )
+    assert any("did you mean DATABASE_ANALYTICS_POOL_SIZE?" in m for m in messages)
+
+
+def test_an_apps_own_database_variables_are_left_alone(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="pooltender")
+    load(DATABASE_URL="sqlite:///x.db", DATABASE_HOST="db", DATABASE_PASSWORD="x")
+    assert caplog.records == []
+
+
+def test_the_primary_url_twice_with_two_values_is_an_error() -> None:
+    with pytest.raises(
+        ConfigurationError, match="DATABASE_PRIMARY_URL is set too, to another value"
+    ):
+        load(DATABASE_URL="sqlite:///a.db", DATABASE_PRIMARY_URL="sqlite:///b.db")
+    same = load(DATABASE_URL="sqlite:///a.db", DATABASE_PRIMARY_URL="sqlite:///a.db")
+    assert list(same) == ["primary"]
+
+
+def test_a_name_that_cannot_be_a_database_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load(DATABASE_URL="sqlite:///a.db", **{"DATABASE_MY-DB_URL": "sqlite:///b.db"})
+    assert caught.value.variable == "DATABASE_MY-DB_URL"
+
+
+def test_pooltender_databases_chooses_which_databases_start() -> None:
+    from pooltender import Databases
+
+    environ = {
+        "DATABASE_URL": "sqlite:///a.db",
+        "DATABASE_TEST_URL": "postgresql+asyncpg://ci@nowhere/test",  # a CI's stray variable
+        "DATABASE_ANALYTICS_URL": "sqlite:///b.db",
+        "POOLTENDER_DATABASES": "primary, analytics",
+    }
+    assert sorted(Databases.from_env(environ, env_file=None)) == ["analytics", "primary"]
+    environ["POOLTENDER_DATABASES"] = "primary,reports"
+    with pytest.raises(ConfigurationError, match="names 'reports', but DATABASE_REPORTS_URL"):
+        Databases.from_env(environ, env_file=None)
+
+
+def test_every_discovered_database_is_listed_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    from pooltender import Databases
+
+    caplog.set_level("INFO", logger="pooltender")
+    environ = {"DATABASE_URL": "sqlite:///a.db", "DATABASE_TEST_URL": "sqlite:///t.db"}
+    assert sorted(Databases.from_env(environ, env_file=None)) == ["primary", "test"]
+    [line] = [
+        r.getMessage() for r in caplog.records if "databases from the environment" in r.getMessage()
+    ]
+    assert "test (DATABASE_TEST_URL)" in line and "POOLTENDER_DATABASES" in line

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from pooltender.sizing import budget, core_ceiling, observe, recommend, usable_slots
+from pooltender.stats import Snapshot
 
 
 def test_the_textbook_case_recommends_six() -> None:
@@ -74,8 +75,9 @@ def test_rejects_nonsense(rps: float, hold: float, workers: int) -> None:
         recommend(rps, hold, workers=workers)
 
 
-def _doc(at: float, checkouts: int, routes: list[dict[str, Any]], p50: float) -> dict[str, Any]:
-    return {
+def _doc(at: float, checkouts: int, routes: list[dict[str, Any]], p50: float) -> Snapshot:
+    """A snapshot as ``size --from`` reads it: from a service's JSON document."""
+    document = {
         "generated_at": at,
         "databases": {
             "primary": {
@@ -87,6 +89,7 @@ def _doc(at: float, checkouts: int, routes: list[dict[str, Any]], p50: float) ->
             }
         },
     }
+    return Snapshot.from_json(document)
 
 
 def test_observe_uses_the_mean_hold_of_the_routes() -> None:

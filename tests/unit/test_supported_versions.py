@@ -22,10 +22,14 @@ def oldest() -> dict[str, str]:
 
 def lower_bounds() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements.extend(extra)
     bounds = {}
-    for requirement in project["dependencies"]:
+    for requirement in requirements:
         match = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?>=([0-9.]+)", requirement)
         if match:
+            assert bounds.get(match[1].lower(), match[2]) == match[2], requirement
             bounds[match[1].lower()] = match[2]
     return bounds
 

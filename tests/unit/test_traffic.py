@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pooltender.cli._traffic import FAST_PATHS, SLOW_PATH, start_traffic
-from pooltender.demo import create_app
+from pooltender_demo import create_app
 from tests.support.servers import serve
 
 

@@ -1,4 +1,4 @@
-"""The ``pooltender`` command: one module per verb, registered on one typer app.
+"""The ``pooltender`` command (``pooltender[cli]``): demo, check, size, top, bench.
 
 Exit codes: 0 success; 1 a check failed (``check``); 2 bad input (unknown flag,
 missing value, unreachable URL), printed as one line on stderr.
@@ -6,38 +6,22 @@ missing value, unreachable URL), printed as one line on stderr.
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from ._common import OneLineErrorGroup
-from .bench import bench
-from .check import check
-from .demo import demo
-from .size import size
-from .top import top
-
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="pooltender",
-    help="Correct, visible and right-sized database pools for FastAPI services.",
-    cls=OneLineErrorGroup,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-@app.callback()
-def _root() -> None:
-    """Correct, visible and right-sized database pools for FastAPI services."""
-
-
-app.command()(demo)
-app.command()(check)
-app.command()(size)
-app.command()(top)
-app.command()(bench)
+__all__ = ["main"]
 
 
 def main() -> None:
+    """The console script: one line naming the extra when the command's libraries are
+    missing (a core-only install has the package but not the command's dependencies)."""
+    try:
+        from .app import app
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("typer", "rich", "httpx", "uvicorn", "fastapi"):
+            sys.stderr.write(
+                f"pooltender: error: the command needs {exc.name.split('.')[0]}, which is not "
+                "installed: pip install 'pooltender[cli]'\n"
+            )
+            sys.exit(2)
+        raise
     app()

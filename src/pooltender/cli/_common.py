@@ -12,6 +12,8 @@ import httpx
 import typer
 import typer.core
 
+from ..stats import Snapshot
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
@@ -80,8 +82,8 @@ def auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def fetch_stats(client: httpx.Client, url: str, token: str | None = None) -> dict[str, Any]:
-    """One ``/debug/pool-stats`` document; a :class:`CliError` naming the URL on any failure."""
+def fetch_stats(client: httpx.Client, url: str, token: str | None = None) -> Snapshot:
+    """One ``/debug/pool-stats`` snapshot; a :class:`CliError` naming the URL on any failure."""
     try:
         response = client.get(url, headers=auth_headers(token))
     except httpx.HTTPError as exc:
@@ -94,9 +96,12 @@ def fetch_stats(client: httpx.Client, url: str, token: str | None = None) -> dic
         document = response.json()
     except ValueError:
         raise CliError(f"{url} did not answer JSON: is it a /debug/pool-stats URL?") from None
-    if not isinstance(document, dict) or not isinstance(document.get("databases"), dict):
+    if not isinstance(document, dict):
         raise CliError(f"{url} did not answer a pool-stats document (no 'databases' object)")
-    return document
+    try:
+        return Snapshot.from_json(document)
+    except ValueError as exc:
+        raise CliError(f"{url} did not answer a pool-stats document: {exc}") from None
 
 
 def _reason(exc: BaseException) -> str:

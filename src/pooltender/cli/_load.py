@@ -7,7 +7,7 @@ import ipaddress
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +16,7 @@ import httpx
 
 from ._common import CliError
 
-__all__ = ["LoadResult", "percentile", "require_loopback", "run_load"]
+__all__ = ["Answer", "Load", "LoadResult", "percentile", "require_loopback", "run_load"]
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -43,6 +43,80 @@ def percentile(ordered: Sequence[float], p: float) -> float | None:
         return None
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+"""Given a client and the client's number, send one request and return its response."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    sent: float  # monotonic seconds
+    elapsed: float
+    status: int  # 0: no HTTP answer (connection error or client timeout)
+    client: int
+    detail: str = ""  # the body of an unexpected answer, or the transport error
+
+
+@dataclass
+class Load:
+    """``clients`` loops sending ``request`` until ``stop`` is set (or ``total`` requests
+    were sent); every answer is kept. ``pause_after_503``: seconds a client waits after a
+    refusal before its next request (a client honouring ``Retry-After``)."""
+
+    url: str
+    clients: int
+    request: Request
+    timeout: float = 10.0
+    pause_after_503: float = 0.0
+    total: int | None = None
+    answers: list[Answer] = field(default_factory=list)
+    on_answer: Callable[[Answer], None] | None = None
+    _issued: int = 0
+
+    async def run(self, stop: asyncio.Event) -> list[Answer]:
+        limits = httpx.Limits(max_connections=self.clients, max_keepalive_connections=self.clients)
+        async with httpx.AsyncClient(base_url=self.url, timeout=self.timeout, limits=limits) as c:
+            await asyncio.gather(*(self._client(c, i, stop) for i in range(self.clients)))
+        return self.answers
+
+    async def _client(self, client: httpx.AsyncClient, number: int, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self.total is not None:
+                if self._issued >= self.total:
+                    return
+                self._issued += 1
+            sent = time.monotonic()
+            try:
+                response = await self.request(client, number)
+                status, detail = response.status_code, ""
+                if status not in (200, 503):
+                    detail = response.text[:300]
+            except httpx.HTTPError as exc:
+                status, detail = 0, f"{type(exc).__name__}: {exc}"
+            answer = Answer(sent, time.monotonic() - sent, status, number, detail)
+            self.answers.append(answer)
+            if self.on_answer is not None:
+                self.on_answer(answer)
+            if status == 503 and self.pause_after_503:
+                await asyncio.sleep(self.pause_after_503)
+
+    @property
+    def statuses(self) -> Counter[int]:
+        return Counter(a.status for a in self.answers)
+
+    def goodput(self, skip: float = 0.5) -> float:
+        """200 answers per second, in steady state: after the first ``skip`` seconds."""
+        if not self.answers:
+            return 0.0
+        start = min(a.sent for a in self.answers) + skip
+        counted = [a for a in self.answers if a.sent >= start]
+        span = max((a.sent + a.elapsed for a in counted), default=start) - start
+        return sum(a.status == 200 for a in counted) / span if span > 0 else 0.0
+
+    @property
+    def slowest(self) -> float:
+        return max((a.elapsed for a in self.answers), default=0.0)
 
 
 @dataclass
@@ -86,30 +160,34 @@ async def run_load(
     """Send up to ``requests`` GETs over ``concurrency`` connections for at most
     ``duration`` seconds, cycling through ``paths``. Transport failures count
     under their exception name, never abort the run."""
-    result = LoadResult(label)
     issued = 0
-    deadline = time.monotonic() + duration
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def get(client: httpx.AsyncClient, number: int) -> httpx.Response:
         nonlocal issued
-        while issued < requests and time.monotonic() < deadline:
-            path = paths[issued % len(paths)]
-            issued += 1
-            start = time.perf_counter()
-            try:
-                response = await client.get(path)
-                status = str(response.status_code)
-            except httpx.HTTPError as exc:
-                status = type(exc).__name__
-            else:
-                result.latencies.append(time.perf_counter() - start)
-            result.statuses[status] += 1
-            if on_done is not None:
-                on_done()
+        path = paths[issued % len(paths)]
+        issued += 1
+        return await client.get(path)
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0, limits=limits) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        result.seconds = time.perf_counter() - started
+    load = Load(
+        base_url,
+        clients=concurrency,
+        request=get,
+        timeout=30.0,
+        total=requests,
+        on_answer=(lambda _: on_done()) if on_done is not None else None,
+    )
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    timer = asyncio.get_running_loop().call_later(duration, stop.set)
+    try:
+        await load.run(stop)
+    finally:
+        timer.cancel()
+    result = LoadResult(label, seconds=time.perf_counter() - started)
+    for answer in load.answers:
+        if answer.status:
+            result.latencies.append(answer.elapsed)
+            result.statuses[str(answer.status)] += 1
+        else:
+            result.statuses[answer.detail.split(":", 1)[0]] += 1
     return result

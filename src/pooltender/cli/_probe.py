@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..engine import build_engine, describe_error
+from ..secrets import credentials
 from ..settings import DatabaseSettings
 
 __all__ = ["Probe", "ServerFacts", "probe"]
@@ -76,7 +77,7 @@ async def probe(settings: DatabaseSettings, samples: int) -> Probe:
     """Measure ``settings``' database; never raises for an unreachable server."""
     result = Probe(settings)
     engine = build_engine(settings, on_connect_time=result.connect.append)
-    password = str(settings.url.password) if settings.url.password else None
+    secrets = credentials(settings.url)
     try:
         budget = settings.connect_timeout * (2 * samples + 4) + 5
         if isinstance(engine, AsyncEngine):
@@ -89,7 +90,7 @@ async def probe(settings: DatabaseSettings, samples: int) -> Probe:
         result.error = f"timed out after {budget:g} s"
     except Exception as exc:
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        result.error = describe_error(cause, password)
+        result.error = describe_error(cause, secrets)
     finally:
         if isinstance(engine, AsyncEngine):
             await engine.dispose()
@@ -99,23 +100,10 @@ async def probe(settings: DatabaseSettings, samples: int) -> Probe:
 
 
 async def _measure_async(engine: AsyncEngine, result: Probe, samples: int) -> None:
-    backend = engine.dialect.name
-    for _ in range(samples):
-        start = time.perf_counter()
-        async with engine.connect() as connection:
-            await connection.execute(SELECT_1)
-            result.connect_query.append(time.perf_counter() - start)
-            await connection.invalidate()
-    async with engine.connect() as connection:  # warm one connection for the pooled samples
-        result.facts = await connection.run_sync(_facts, backend)
-    for _ in range(samples):
-        start = time.perf_counter()
-        async with engine.connect() as connection:
-            await connection.execute(SELECT_1)
-        result.pooled.append(time.perf_counter() - start)
-    if result.facts is not None and backend == "postgresql":
-        async with engine.connect() as connection:
-            result.facts.backend_pids = await _backend_pids(connection)
+    # The same measurement as a sync engine's, run in SQLAlchemy's greenlet (run_sync),
+    # where the async engine's sync face works; the connection it runs in stays out.
+    async with engine.connect() as connection:
+        await connection.run_sync(lambda sync: _measure_sync(sync.engine, result, samples))
 
 
 def _measure_sync(engine: Engine, result: Probe, samples: int) -> None:
@@ -126,7 +114,7 @@ def _measure_sync(engine: Engine, result: Probe, samples: int) -> None:
             connection.execute(SELECT_1)
             result.connect_query.append(time.perf_counter() - start)
             connection.invalidate()
-    with engine.connect() as connection:
+    with engine.connect() as connection:  # warm one connection for the pooled samples
         result.facts = _facts(connection, backend)
     for _ in range(samples):
         start = time.perf_counter()
@@ -135,23 +123,13 @@ def _measure_sync(engine: Engine, result: Probe, samples: int) -> None:
         result.pooled.append(time.perf_counter() - start)
     if result.facts is not None and backend == "postgresql":
         with engine.connect() as connection:
+            # The server process behind one client connection, over three transactions:
+            # more than one pid means a transaction-mode pooler (PgBouncer) in between.
             pids = set()
             for _ in range(3):
                 pids.add(int(connection.execute(PG_BACKEND_PID).scalar_one()))
                 connection.commit()
             result.facts.backend_pids = pids
-
-
-async def _backend_pids(connection: AsyncConnection) -> set[int]:
-    """The server process behind one client connection, over three transactions.
-
-    More than one pid: a transaction-mode pooler (PgBouncer) sits in between.
-    """
-    pids = set()
-    for _ in range(3):
-        pids.add(int((await connection.execute(PG_BACKEND_PID)).scalar_one()))
-        await connection.commit()
-    return pids
 
 
 def _facts(connection: Connection, backend: str) -> ServerFacts | None:

@@ -108,7 +108,7 @@ def _comparison(spec: str) -> dict[str, str]:
 
 
 def _demo_app(overrides: dict[str, str], directory: str) -> Any:
-    from ..demo import create_app
+    from pooltender_demo import create_app
 
     env = dict(os.environ)
     env["POOLTENDER_DEMO_DIR"] = directory

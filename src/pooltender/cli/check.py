@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ConfigurationError
-from ..settings import DatabaseSettings, load_database_settings, redact_url
+from ..secrets import redact_url
+from ..settings import DatabaseSettings, load_database_settings
 from ..sizing import budget as connection_budget
 from ._common import EXIT_FAILED, CliError, fmt_seconds
 from ._probe import Probe, ServerFacts, probe

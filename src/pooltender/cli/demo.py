@@ -25,7 +25,8 @@ def demo(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    from ..demo import create_app
+    from pooltender_demo import create_app
+
     from ._traffic import start_traffic, wait_until_up
 
     if traffic and port == 0:

@@ -85,8 +85,8 @@ def _observe(source: str, interval: float, token: str | None) -> dict[str, Obser
         second = fetch_stats(client, url, token)
     try:
         observed = observe(first, second)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CliError(f"{url} answered a snapshot pooltender cannot read: {exc}") from None
+    except ValueError as exc:
+        raise CliError(f"{url}: {exc}") from None
     if not observed:
         raise CliError(f"{url} reports no databases")
     return observed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..stats import HeldConnection, RouteStats, Snapshot
 from ._common import fetch_stats, fmt_seconds, stats_url
 
 __all__ = ["render", "top"]
@@ -47,41 +48,41 @@ def top(
                 pass
 
 
-def render(doc: dict[str, Any], previous: dict[str, Any] | None, source: str) -> RenderableType:
+def render(snapshot: Snapshot, previous: Snapshot | None, source: str) -> RenderableType:
     """One frame: a summary table of every database, then its top routes and held connections.
 
     Every string from the snapshot becomes a :class:`rich.text.Text`, so a route
     named ``[red]x`` is shown as typed, never read as markup.
     """
-    stamp = time.strftime("%H:%M:%S", time.localtime(float(doc["generated_at"])))
+    stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.generated_at))
     summary = Table(title=f"pooltender top · {source} · {stamp}", title_justify="left")
     for column in ("database", "used", "idle", "wait", "max", "req/s"):
         summary.add_column(column, justify="left" if column == "database" else "right")
     for column in ("wait p50/p99", "use p50/p99", "timeouts", "rejected", "leaks"):
         summary.add_column(column, justify="right")
     parts: list[RenderableType] = [summary]
-    elapsed = None if previous is None else doc["generated_at"] - previous["generated_at"]
-    for name, db in doc["databases"].items():
+    elapsed = None if previous is None else snapshot.generated_at - previous.generated_at
+    for name, db in snapshot.databases.items():
         rate = "-"
-        before = (previous or {}).get("databases", {}).get(name)
+        before = previous.databases.get(name) if previous is not None else None
         if before is not None and elapsed and elapsed > 0:
-            rate = f"{(db['checkouts'] - before['checkouts']) / elapsed:.1f}"
-        wait, use = db.get("wait_time") or {}, db.get("use_time") or {}
+            rate = f"{(db.checkouts - before.checkouts) / elapsed:.1f}"
+        wait, use = db.wait_time, db.use_time
         summary.add_row(
             Text(name),
-            str(db["checked_out"]),
-            str(db["available"]),
-            _alert(db["waiting"]),
-            "∞" if db.get("max") is None else str(db["max"]),
+            str(db.checked_out),
+            str(db.available),
+            _alert(db.waiting),
+            "∞" if db.max is None else str(db.max),
             rate,
-            f"{fmt_seconds(wait.get('p50'))} / {fmt_seconds(wait.get('p99'))}",
-            f"{fmt_seconds(use.get('p50'))} / {fmt_seconds(use.get('p99'))}",
-            _alert(db["timeouts"]),
-            _alert(db["rejected"]),
-            _alert(db["leaks_suspected"]),
+            f"{fmt_seconds(wait.p50)} / {fmt_seconds(wait.p99)}",
+            f"{fmt_seconds(use.p50)} / {fmt_seconds(use.p99)}",
+            _alert(db.timeouts),
+            _alert(db.rejected),
+            _alert(db.leaks_suspected),
         )
-        parts.append(_routes(name, db.get("routes") or []))
-        parts.append(_held(name, db.get("held") or []))
+        parts.append(_routes(name, db.routes))
+        parts.append(_held(name, db.held))
     return Group(*parts)
 
 
@@ -89,35 +90,35 @@ def _alert(value: int) -> Text:
     return Text(str(value), style="bold red" if value else "")
 
 
-def _routes(name: str, routes: list[dict[str, Any]]) -> Table:
+def _routes(name: str, routes: tuple[RouteStats, ...]) -> Table:
     table = Table(title=Text(f"{name}: routes by total hold time"), title_justify="left")
     for column in ("route", "checkouts", "total", "p50", "p99", "max"):
         table.add_column(column, justify="left" if column == "route" else "right")
     for r in routes[:ROUTES_SHOWN]:
         table.add_row(
-            Text(str(r["route"])),
-            str(r["checkouts"]),
-            fmt_seconds(r["hold_total"]),
-            fmt_seconds(r.get("hold_p50")),
-            fmt_seconds(r.get("hold_p99")),
-            fmt_seconds(r.get("hold_max")),
+            Text(r.route),
+            str(r.hold.count),
+            fmt_seconds(r.hold.sum),
+            fmt_seconds(r.hold.p50),
+            fmt_seconds(r.hold.p99),
+            fmt_seconds(r.hold.max),
         )
     if not routes:
         table.add_row(Text("no checkouts yet", style="dim"), "", "", "", "", "")
     return table
 
 
-def _held(name: str, held: list[dict[str, Any]]) -> Table:
+def _held(name: str, held: tuple[HeldConnection, ...]) -> Table:
     table = Table(title=Text(f"{name}: held now ({len(held)})"), title_justify="left")
     for column in ("route", "age", "checkout site"):
         table.add_column(column, justify="right" if column == "age" else "left")
-    for h in sorted(held, key=lambda h: -float(h["age"]))[:HELD_SHOWN]:
-        style = "bold red" if h.get("leak") else ""
-        route = h.get("route") or "(outside a request)"
+    for h in sorted(held, key=lambda h: -h.age)[:HELD_SHOWN]:
+        style = "bold red" if h.leak else ""
+        route = h.route or "(outside a request)"
         table.add_row(
-            Text(("LEAK? " if h.get("leak") else "") + str(route), style=style),
-            Text(fmt_seconds(h["age"]), style=style),
-            Text(str(h.get("site") or ""), style=style),
+            Text(("LEAK? " if h.leak else "") + route, style=style),
+            Text(fmt_seconds(h.age), style=style),
+            Text(h.site, style=style),
         )
     if not held:
         table.add_row(Text("none", style="dim"), "", "")

@@ -1,4 +1,5 @@
-"""FastAPI integration: ``install(app)`` and the request dependencies.
+"""FastAPI integration (``pooltender[fastapi]``): ``install(app)`` and the request
+dependencies.
 
 ```python
 from fastapi import FastAPI
@@ -12,52 +13,36 @@ async def get_user(user_id: int, session: Session) -> dict: ...
 ```
 """
 
-from ..dashboard import dashboard_router as dashboard_router
-from .debug import DebugAccess as DebugAccess
-from .dependencies import (
-    Connection as Connection,
-)
-from .dependencies import (
-    ReadConnection as ReadConnection,
-)
-from .dependencies import (
-    Session as Session,
-)
-from .dependencies import (
-    SyncSession as SyncSession,
-)
-from .dependencies import (
-    connection_for as connection_for,
-)
-from .dependencies import (
-    databases as databases,
-)
-from .dependencies import (
-    read_connection_for as read_connection_for,
-)
-from .dependencies import (
-    session_for as session_for,
-)
-from .dependencies import (
-    sync_session_for as sync_session_for,
-)
-from .install import database_unavailable_handler as database_unavailable_handler
-from .install import install as install
-from .middleware import RequestContextMiddleware as RequestContextMiddleware
+from .._extras import require
+
+require("fastapi", "fastapi")
+
+from ..dashboard import dashboard_router as dashboard_router  # noqa: E402
+from .dependencies import Connection as Connection  # noqa: E402
+from .dependencies import ReadConnection as ReadConnection  # noqa: E402
+from .dependencies import Session as Session  # noqa: E402
+from .dependencies import SessionMaker as SessionMaker  # noqa: E402
+from .dependencies import SyncSession as SyncSession  # noqa: E402
+from .dependencies import connection_for as connection_for  # noqa: E402
+from .dependencies import databases as databases  # noqa: E402
+from .dependencies import read_connection_for as read_connection_for  # noqa: E402
+from .dependencies import session_for as session_for  # noqa: E402
+from .dependencies import sessionmaker_for as sessionmaker_for  # noqa: E402
+from .dependencies import sync_session_for as sync_session_for  # noqa: E402
+from .install import install as install  # noqa: E402
 
 __all__ = [
     "Connection",
-    "DebugAccess",
     "ReadConnection",
-    "RequestContextMiddleware",
     "Session",
+    "SessionMaker",
     "SyncSession",
     "connection_for",
     "dashboard_router",
-    "database_unavailable_handler",
     "databases",
     "install",
     "read_connection_for",
     "session_for",
+    "sessionmaker_for",
     "sync_session_for",
 ]

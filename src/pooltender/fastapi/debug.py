@@ -73,7 +73,7 @@ def debug_router(
         @router.get(stats_path)
         async def pool_stats(request: Request) -> JSONResponse:
             """Every database's snapshot: pool figures, durations, routes, held connections."""
-            document: dict[str, Any] = databases(request.app).stats()
+            document: dict[str, Any] = databases(request.app).stats().to_json()
             return JSONResponse(document, headers={"Cache-Control": "no-store"})
 
     if metrics_path is not None and registry is not None:

@@ -8,35 +8,35 @@ failed to commit.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session as OrmSession
 from starlette.applications import Starlette
 
+from ..database import Database
 from ..databases import Databases
 from ..errors import LifecycleError
 from ..settings import PRIMARY
+from .routetable import DATABASE_ATTRIBUTE
+from .state import STATE_KEY
 
 __all__ = [
     "Connection",
     "ReadConnection",
     "Session",
+    "SessionMaker",
     "SyncSession",
     "connection_for",
     "databases",
     "read_connection_for",
     "session_for",
+    "sessionmaker_for",
     "sync_session_for",
 ]
-
-STATE_KEY = "pooltender"
-FACTORY_KEY = "pooltender_factory"
-DATABASE_ATTRIBUTE = "pooltender_database"
-"""Set on each request dependency: the name of the database it takes a connection of."""
 
 
 def databases(app: FastAPI | Starlette) -> Databases:
@@ -50,21 +50,23 @@ def databases(app: FastAPI | Starlette) -> Databases:
     return dbs
 
 
-def _async_dependency(name: str, method: str) -> Any:
-    """A request dependency yielding ``databases(app)[name].<method>()``.
+def _mark(dependency: Callable[..., Any], kind: str, name: str) -> Any:
+    dependency.__name__ = f"pooltender_{kind}_{name}"
+    setattr(dependency, DATABASE_ATTRIBUTE, name)  # the admission gate reads it
+    return Depends(dependency, scope="function")
 
-    The method is looked up on the running database, so a subclass's override
-    (e.g. the test databases of :mod:`pooltender.testing`) is the one called.
-    """
+
+def _async_dependency(
+    name: str, kind: str, open_: Callable[[Database], AbstractAsyncContextManager[Any]]
+) -> Any:
+    """A request dependency yielding what ``open_`` opens on the running database
+    ``name`` (a test database's override included: ``open_`` calls its method)."""
 
     async def dependency(request: Request) -> AsyncIterator[Any]:
-        opened: AbstractAsyncContextManager[Any] = getattr(databases(request.app)[name], method)()
-        async with opened as resource:
+        async with open_(databases(request.app)[name]) as resource:
             yield resource
 
-    dependency.__name__ = f"pooltender_{method}_{name}"
-    setattr(dependency, DATABASE_ATTRIBUTE, name)
-    return Depends(dependency, scope="function")
+    return _mark(dependency, kind, name)
 
 
 @functools.cache
@@ -74,19 +76,38 @@ def session_for(name: str) -> Any:
     ``session: Annotated[AsyncSession, session_for("analytics")]``. The session
     commits when the route returns, rolls back when it raises.
     """
-    return _async_dependency(name, "session")
+    return _async_dependency(name, "session", lambda db: db.session())
 
 
 @functools.cache
 def connection_for(name: str) -> Any:
     """The dependency giving a Core :class:`AsyncConnection` inside a transaction."""
-    return _async_dependency(name, "connection")
+    return _async_dependency(name, "connection", lambda db: db.connection())
 
 
 @functools.cache
 def read_connection_for(name: str) -> Any:
     """The dependency giving a Core :class:`AsyncConnection` in autocommit mode (reads)."""
-    return _async_dependency(name, "read_connection")
+    return _async_dependency(name, "read_connection", lambda db: db.read_connection())
+
+
+@functools.cache
+def sessionmaker_for(name: str) -> Any:
+    """The dependency giving database ``name``'s :class:`async_sessionmaker`, for use
+    cases that open their own sessions (``async with maker.begin() as session``).
+
+    Nothing is opened for the request: the use case owns its sessions and their
+    transactions; their checkouts are still gated (503 when the pool cannot serve) and
+    monitored. When the pool would refuse a checkout now, the request is refused
+    before it starts, as with :func:`session_for`.
+    """
+
+    def sessionmaker_dependency(request: Request) -> async_sessionmaker[AsyncSession]:
+        db = databases(request.app)[name]
+        db.admit()
+        return db.sessionmaker
+
+    return _mark(sessionmaker_dependency, "sessionmaker", name)
 
 
 @functools.cache
@@ -97,9 +118,7 @@ def sync_session_for(name: str) -> Any:
         with databases(request.app)[name].sync_session() as session:
             yield session
 
-    sync_session_dependency.__name__ = f"pooltender_sync_session_{name}"
-    setattr(sync_session_dependency, DATABASE_ATTRIBUTE, name)
-    return Depends(sync_session_dependency, scope="function")
+    return _mark(sync_session_dependency, "sync_session", name)
 
 
 Session = Annotated[AsyncSession, session_for(PRIMARY)]
@@ -113,3 +132,7 @@ Connection = Annotated[AsyncConnection, connection_for(PRIMARY)]
 
 ReadConnection = Annotated[AsyncConnection, read_connection_for(PRIMARY)]
 """The primary database's Core connection in autocommit mode: no BEGIN/COMMIT round trips."""
+
+SessionMaker = Annotated[async_sessionmaker[AsyncSession], sessionmaker_for(PRIMARY)]
+"""The primary database's :class:`async_sessionmaker`, for use cases that open their own
+sessions."""

@@ -16,12 +16,12 @@ from ..dashboard import dashboard_router
 from ..databases import Databases
 from ..errors import DatabaseUnavailable, PooltenderError
 from ..metrics import PoolCollector
-from ..settings import PooltenderSettings
+from ..settings import PooltenderSettings, load_pooltender_settings
 from .debug import DebugAccess, debug_router
-from .dependencies import FACTORY_KEY, STATE_KEY
 from .gate import AdmissionGate, unavailable_response
 from .middleware import RequestContextMiddleware
 from .routes import health_router
+from .state import FACTORY_KEY, STATE_KEY
 
 __all__ = ["database_unavailable_handler", "install"]
 
@@ -40,7 +40,7 @@ def install(
     dashboard_path: str | None = "/debug/pool",
     metrics_registry: CollectorRegistry | None = None,
     metrics_worker_label: bool = False,
-    settings: PooltenderSettings | None = None,
+    pooltender_settings: PooltenderSettings | None = None,
 ) -> None:
     """Give ``app`` its database pools.
 
@@ -58,8 +58,8 @@ def install(
     - ``metrics_registry``: where the pool collector is registered; by default a
       registry of this app's own (``app.state.pooltender_registry``), never the global
       one. ``metrics_worker_label``: add ``worker="<pid>"`` to every series.
-    - ``settings``: the ``POOLTENDER_*`` settings (default: read from the environment
-      now); the databases built from the environment share them.
+    - ``pooltender_settings``: the ``POOLTENDER_*`` settings (default: read from the
+      environment now); the databases built from the environment share them.
     - A middleware records each request's route template for the pool monitor, and
       :class:`~pooltender.fastapi.gate.AdmissionGate` answers ``503`` before routing
       a request whose database's pool is exhausted with its wait queue full.
@@ -67,7 +67,7 @@ def install(
     if getattr(app.state, "pooltender_installed", False):
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
     app.state.pooltender_installed = True
-    options = settings if settings is not None else PooltenderSettings()
+    options = pooltender_settings if pooltender_settings is not None else load_pooltender_settings()
     # Read at each start, so tests can swap it (pooltender.testing.override_databases).
     setattr(app.state, FACTORY_KEY, _factory(databases, options))
     inner = app.router.lifespan_context
@@ -128,7 +128,7 @@ def _factory(
     databases: Databases | DatabasesFactory | None, options: PooltenderSettings
 ) -> DatabasesFactory:
     if databases is None:
-        return lambda: Databases.from_env(options=options)
+        return lambda: Databases.from_env(pooltender_settings=options)
     if isinstance(databases, Databases):
         return lambda: databases
     return databases

@@ -1,26 +1,35 @@
 """``RequestContextMiddleware``: tells the pool monitor which request a checkout serves.
 
 A pure ASGI middleware (no response buffering): it sets a
-:class:`~pooltender.monitor.RequestContext` for each HTTP request and notes when the
-response starts, so the monitor can name the route template of each checkout and
-spot sessions still held after the response started.
+:class:`~pooltender.monitor.RequestContext` for each HTTP request, whose route is the
+full path template of the matched route (:mod:`.routetable`), and notes when the
+response starts, so the monitor can name each checkout's route and spot connections
+still held after the response started.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from ..monitor.context import RequestContext, current_request
+from .asgi import ASGIApp, Message, Receive, Scope, Send
+from .routetable import route_table
 
 __all__ = ["RequestContextMiddleware"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+@functools.cache
+def advice_after_response() -> str:
+    """What to do about a session held after the response started, for this FastAPI."""
+    from fastapi import __version__ as version
+
+    return (
+        f"FastAPI {version}: a dependency with yield exits after the response unless "
+        'declared Depends(..., scope="function") (pooltender\'s Session does this); read '
+        "the rows before returning, and in a generator or background task open its own "
+        "session with `async with databases(app)[name].session()`"
+    )
 
 
 class RequestContextMiddleware:
@@ -31,7 +40,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        context = RequestContext(scope)
+        context = RequestContext(
+            scope.get("method", "HTTP"),
+            lambda: route_table(scope.get("app")).template(scope),
+            advice=advice_after_response(),
+        )
         token = current_request.set(context)
 
         async def send_and_note(message: Message) -> None:

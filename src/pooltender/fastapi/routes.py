@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..readiness import readiness
 from .dependencies import databases
 
 __all__ = ["health_router"]
@@ -27,13 +28,13 @@ def health_router() -> APIRouter:
         """Every database, concurrently: ``SELECT 1`` within a short timeout, or ``busy``.
 
         A ping never queues behind requests: an exhausted pool that served a checkout
-        in the last few seconds is ``busy`` (reachable); see :meth:`Database.ready`.
+        in the last few seconds is ``busy`` (reachable); see :mod:`pooltender.readiness`.
         503 names the failing databases.
         """
         dbs = databases(request.app)
         names = list(dbs)
         results = await asyncio.gather(
-            *(dbs[name].ready(READY_TIMEOUT) for name in names), return_exceptions=True
+            *(readiness(dbs[name], READY_TIMEOUT) for name in names), return_exceptions=True
         )
         failing = {
             name: (type(r).__name__ + (f": {r}" if str(r) else ""))

@@ -1,16 +1,17 @@
-"""The request a checkout belongs to: a context variable set by the web integration.
+"""The request a checkout belongs to: a context variable set by a web integration.
 
-The FastAPI middleware (:mod:`pooltender.fastapi.middleware`) sets a
-:class:`RequestContext` for each request; the monitor reads it at checkout. The
-route template is resolved lazily from the ASGI scope, which the router fills in
-place after matching (``scope["route"]``): a raw path never becomes a label.
+A web integration (the FastAPI one: :mod:`pooltender.fastapi.middleware`) sets a
+:class:`RequestContext` for each request, with a function that names the request's
+route template once routing has run; the monitor reads it at checkout. Nothing here
+knows of a web framework: a raw path never becomes a label because only the
+integration's ``route`` function says what the template is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["NO_REQUEST", "UNMATCHED", "RequestContext", "current_request", "route_of"]
@@ -19,6 +20,7 @@ NO_REQUEST = "(no request)"
 """The route of a checkout made outside any request (startup, scripts, tasks)."""
 
 UNMATCHED = "(unmatched)"
+"""The template of a request no route matched (yet)."""
 
 current_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "pooltender_request", default=None
@@ -26,12 +28,25 @@ current_request: contextvars.ContextVar[RequestContext | None] = contextvars.Con
 
 
 class RequestContext:
-    """One request: its ASGI scope, its task, and when its response started."""
+    """One request: its route (resolved lazily), its task, and when its response started.
 
-    __slots__ = ("_route", "response_started", "scope", "task")
+    ``template``: returns the matched route's path template, or ``None`` while routing
+    has not run. ``advice``: what to do about a connection held after the response,
+    in the framework's terms (the watchdog's warning quotes it).
+    """
 
-    def __init__(self, scope: MutableMapping[str, Any]) -> None:
-        self.scope = scope
+    __slots__ = ("_route", "_template", "advice", "method", "response_started", "task")
+
+    def __init__(
+        self,
+        method: str,
+        template: Callable[[], str | None],
+        *,
+        advice: str = "close the session before returning the response",
+    ) -> None:
+        self.method = method
+        self._template = template
+        self.advice = advice
         self.response_started: float | None = None
         self._route: str | None = None
         try:
@@ -44,12 +59,10 @@ class RequestContext:
         """``GET /users/{user_id}``: the method and the matched route's path template."""
         if self._route is not None:
             return self._route
-        route = self.scope.get("route")
-        path = getattr(route, "path", None)
-        method = self.scope.get("method") or self.scope.get("type", "").upper()
-        if not isinstance(path, str):
-            return f"{method} {UNMATCHED}"  # not cached: routing may not have run yet
-        self._route = f"{method} {self.scope.get('root_path', '')}{path}"
+        template = self._template()
+        if template is None:
+            return f"{self.method} {UNMATCHED}"  # not cached: routing may not have run yet
+        self._route = f"{self.method} {template}"
         return self._route
 
 

@@ -86,16 +86,6 @@ class Histogram:
             seen += n
         return self.max
 
-    def summary(self) -> dict[str, float | int]:
-        """``{"count", "p50", "p90", "p99", "max"}`` as in the snapshot contract."""
-        return {
-            "count": self.count,
-            "p50": self.percentile(0.5),
-            "p90": self.percentile(0.9),
-            "p99": self.percentile(0.99),
-            "max": self.max,
-        }
-
     def prometheus_buckets(self) -> list[tuple[str, int]]:
         """Cumulative ``(le, count)`` pairs over :data:`PROMETHEUS_BOUNDS`, then ``+Inf``."""
         result: list[tuple[str, int]] = []

@@ -30,12 +30,12 @@ from .context import RequestContext, current_request, route_of
 from .histogram import Histogram
 from .sites import Site, capture
 
-__all__ = ["OTHER_ROUTES", "Held", "PoolMonitor", "Report"]
+__all__ = ["OTHER_ROUTES", "Checkout", "PoolMonitor", "Report"]
 
 OTHER_ROUTES = "(other routes)"
 """Where checkouts of routes beyond ``max_routes`` are counted (memory stays bounded)."""
 
-Report = tuple[str, "Held", float]
+Report = tuple[str, "Checkout", float]
 """``(kind, held, seconds)`` queued for the log: ``returned``, ``reclaimed``, ``after_response``."""
 
 
@@ -95,7 +95,7 @@ class _FairyRef(weakref.ref):  # type: ignore[type-arg]
     key: int
 
 
-class Held:
+class Checkout:
     """A connection checked out now: who took it, where, and when."""
 
     __slots__ = (
@@ -121,6 +121,16 @@ class Held:
         self.reclaimed = False
         self.ref: _FairyRef | None = None
 
+    @property
+    def after_response(self) -> bool:
+        """Taken before its request's response started, and still held after."""
+        context = self.context
+        return (
+            context is not None
+            and context.response_started is not None
+            and self.started < context.response_started
+        )
+
 
 class PoolMonitor:
     """Counters, durations and the held-connection table of one database's pool."""
@@ -129,9 +139,9 @@ class PoolMonitor:
         self.database = database
         self.leak_threshold = leak_threshold
         self.max_routes = max_routes
-        self.held: dict[int, Held] = {}
+        self.held: dict[int, Checkout] = {}
         self.reports: deque[Report] = deque(maxlen=1000)
-        # Written by the watchdog thread only.
+        # Written by the watchdog thread only (scan_leaks, loop_blocked_*).
         self.leaks_suspected = 0
         self.loop_blocked = 0
         self.loop_blocked_max = 0.0
@@ -153,16 +163,11 @@ class PoolMonitor:
         for name, fn in self._listeners():
             event.listen(engine, name, fn)
 
-    def detach(self, engine: Engine) -> None:
-        for name, fn in self._listeners():
-            if event.contains(engine, name, fn):
-                event.remove(engine, name, fn)
-
     def _listeners(self) -> list[tuple[str, Any]]:
         return [
             ("checkout", self._on_checkout),
-            ("checkin", self._on_checkin),
-            ("detach", self._on_detach),
+            ("checkin", self._on_return),
+            ("detach", self._on_return),
             ("invalidate", self._on_invalidate),
         ]
 
@@ -202,7 +207,7 @@ class PoolMonitor:
         now = time.perf_counter()
         self._stats().checkouts += 1
         context = current_request.get()
-        held = Held(next(self._ids), now, route_of(context), context, capture(getframe(1)))
+        held = Checkout(next(self._ids), now, route_of(context), context, capture(getframe(1)))
         key = id(record)
         ref = _FairyRef(proxy, self._on_reclaimed)
         ref.key = key
@@ -210,12 +215,8 @@ class PoolMonitor:
         self.held[key] = held
         self.last_checkout = time.monotonic()
 
-    def _on_checkin(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        held = self.held.pop(id(record), None)
-        if held is not None:
-            self._end(held)
-
-    def _on_detach(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    def _on_return(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # Checked in, or detached from the pool: either way no longer held.
         held = self.held.pop(id(record), None)
         if held is not None:
             self._end(held)
@@ -234,7 +235,7 @@ class PoolMonitor:
             self._stats().reclaimed += 1
             self.reports.append(("reclaimed", held, time.perf_counter() - held.started))
 
-    def _end(self, held: Held) -> None:
+    def _end(self, held: Checkout) -> None:
         used = time.perf_counter() - held.started
         stats = self._stats()
         routes = stats.routes
@@ -245,13 +246,7 @@ class PoolMonitor:
         hist.record(used)
         if held.leak:
             self.reports.append(("returned", held, used))
-        context = held.context
-        if (
-            context is not None
-            and context.response_started is not None
-            and held.started < context.response_started
-            and not held.reclaimed
-        ):
+        if held.after_response and not held.reclaimed:
             stats.after_response += 1
             self.reports.append(("after_response", held, used))
 
@@ -266,11 +261,11 @@ class PoolMonitor:
                 result.merge(stats, self.max_routes)
         return result
 
-    def held_now(self) -> list[Held]:
+    def held_now(self) -> list[Checkout]:
         """The connections checked out now, oldest first."""
         return sorted(self.held.copy().values(), key=lambda h: h.started)
 
-    def scan_leaks(self, now: float | None = None) -> list[Held]:
+    def scan_leaks(self, now: float | None = None) -> list[Checkout]:
         """Newly suspected leaks (held past ``leak_threshold``), each returned once."""
         now = time.perf_counter() if now is None else now
         found = []
@@ -280,3 +275,11 @@ class PoolMonitor:
                 found.append(held)
         self.leaks_suspected += len(found)
         return found
+
+    def loop_blocked_started(self) -> None:
+        """The event loop stalled past the threshold while this pool held connections."""
+        self.loop_blocked += 1
+
+    def loop_blocked_ended(self, seconds: float) -> None:
+        """The stall counted by :meth:`loop_blocked_started` lasted ``seconds``."""
+        self.loop_blocked_max = max(self.loop_blocked_max, seconds)

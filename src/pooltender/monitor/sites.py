@@ -2,10 +2,9 @@
 
 The site is the first frame that belongs to neither pooltender nor the libraries a
 request passes through (SQLAlchemy, Starlette, FastAPI, anyio, asyncio, ...) nor the
-standard library. Two exceptions: pooltender's demo service is user code, and a
-service installed into ``site-packages`` is user code even where site-packages lies
-inside the standard library's directory (Python outside a virtual environment). The
-walk uses ``sys._getframe`` (through :mod:`pooltender.compat`) and keeps only
+standard library. A service installed into ``site-packages`` is user code, also where
+site-packages lies inside the standard library's directory (Python outside a virtual
+environment). The walk uses ``sys._getframe`` (through :mod:`pooltender.compat`) and keeps only
 ``(code, line)`` pairs: no source is read and nothing is formatted until a report
 needs it (:func:`format_stack`).
 
@@ -58,8 +57,6 @@ _LIBRARY_DIRS: tuple[str, ...] = (
     *(_directory(m.__file__) for m in (sqlalchemy, anyio, asyncio, concurrent.futures)),
     _PACKAGE_DIR,
 )
-# The demo service is an ordinary user of pooltender's API: its routes are user code.
-_USER_DIRS: tuple[str, ...] = (_PACKAGE_DIR + "demo" + os.sep,)
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 # Outside a virtual environment (the official Docker images, pyenv), site-packages lies
 # inside the standard library's directory: what is installed there is not stdlib.
@@ -107,8 +104,6 @@ def is_library(filename: str) -> bool:
 
 
 def _is_library_path(path: str) -> bool:
-    if path.startswith(_USER_DIRS):
-        return False
     if path.startswith(_library_dirs()):
         return True
     return path.startswith(_STDLIB_DIR) and not path.startswith(_SITE_DIRS)

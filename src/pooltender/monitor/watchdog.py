@@ -24,34 +24,13 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..compat import current_frames
-from .monitor import Held, PoolMonitor
+from .monitor import Checkout, PoolMonitor
 from .sites import capture, current_greenlet, format_site, format_stack, user_frame
 
-__all__ = ["Watchdog", "advice_after_response"]
+__all__ = ["Watchdog"]
 
 logger = logging.getLogger("pooltender.monitor")
 health_logger = logging.getLogger("pooltender.health")
-
-
-def advice_after_response() -> str:
-    """What to do about a session held after the response started, for this FastAPI."""
-    try:
-        from fastapi import __version__ as version
-    except ImportError:  # a Starlette-only service
-        return "close the session before returning the response"
-    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-    if parts >= (0, 121):
-        return (
-            f"FastAPI {version}: a dependency with yield exits after the response unless "
-            'declared Depends(..., scope="function") (pooltender\'s Session does this); read '
-            "the rows before returning, and in a generator or background task open its own "
-            "session with `async with databases(app)[name].session()`"
-        )
-    return (
-        f"FastAPI {version}: read the rows before returning, and in a generator or "
-        "background task open its own session with `async with db.session()` instead of "
-        "reusing the request's"
-    )
 
 
 class Watchdog:
@@ -172,7 +151,7 @@ class Watchdog:
             if self._last_beat > started:  # the loop beat again: the episode is over
                 blocked = max(self._late, 0.0)
                 for monitor in affected:
-                    monitor.loop_blocked_max = max(monitor.loop_blocked_max, blocked)
+                    monitor.loop_blocked_ended(blocked)
                 self._episode = None
             return
         if silence < self.threshold + self.beat_interval:
@@ -182,7 +161,7 @@ class Watchdog:
         if not holding:
             return
         for monitor in holding:
-            monitor.loop_blocked += 1
+            monitor.loop_blocked_started()
         frame = current_frames().get(self._loop_thread)
         stuck = user_frame(frame, root=self._loop_greenlet)
         where = format_site((stuck,)) if stuck is not None else "?"
@@ -211,7 +190,7 @@ class Watchdog:
                     return held.route
         return "an unknown route"
 
-    def _report_leak(self, monitor: PoolMonitor, held: Held) -> None:
+    def _report_leak(self, monitor: PoolMonitor, held: Checkout) -> None:
         site = format_site(held.site)
         logger.warning(
             "database %r: connection #%d checked out in %s at %s has been held for %.1fs "
@@ -244,7 +223,7 @@ class Watchdog:
                     break
                 self._write(monitor, kind, held, seconds)
 
-    def _write(self, monitor: PoolMonitor, kind: str, held: Held, seconds: float) -> None:
+    def _write(self, monitor: PoolMonitor, kind: str, held: Checkout, seconds: float) -> None:
         site = format_site(held.site)
         extra: dict[str, Any] = {
             "pooltender": {
@@ -290,6 +269,6 @@ class Watchdog:
                 held.route,
                 site,
                 seconds,
-                advice_after_response(),
+                held.context.advice if held.context is not None else "",
                 extra=extra,
             )

@@ -2,11 +2,12 @@
 
 Installing pooltender registers its pytest plugin (fixtures ``sqlite_database``,
 ``postgres_database``, ``pooltender_metadata``; a leak check after every test).
-See ``docs/testing.md``.
+See ``docs/testing.md``. :func:`async_client` and :func:`override_databases` need the
+FastAPI integration (``pooltender[fastapi]``) and httpx; the rest needs the core only.
 """
 
-from .apps import async_client as async_client
-from .apps import override_databases as override_databases
+from typing import Any
+
 from .checkouts import CheckoutTracker as CheckoutTracker
 from .checkouts import Held as Held
 from .checkouts import PoolUsage as PoolUsage
@@ -26,3 +27,15 @@ __all__ = [
     "pool_usage",
     "tracker_for",
 ]
+
+_WEB = ("async_client", "override_databases")
+
+
+def __getattr__(name: str) -> Any:
+    # The web helpers import FastAPI and httpx: only when asked for, so that the pytest
+    # plugin (loaded in every test run where pooltender is installed) needs the core only.
+    if name in _WEB:
+        from . import apps
+
+        return getattr(apps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

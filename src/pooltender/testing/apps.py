@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from ..database import Database
 from ..databases import Databases
 from ..errors import PooltenderError
-from ..fastapi.dependencies import FACTORY_KEY, STATE_KEY
+from ..fastapi.state import FACTORY_KEY, STATE_KEY
 from .checkouts import check_leaks, tracker_for
 
 __all__ = ["async_client", "override_databases"]

@@ -22,10 +22,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..database import Database
 from ..errors import LifecycleError
+from ..sessions import AsyncSessions
 from ..settings import DatabaseSettings
 from .checkouts import CheckoutTracker, checkout_site
 
@@ -70,9 +71,8 @@ class IsolatedDatabase(Database):
         self._outer = outer
         self._loop = asyncio.get_running_loop()
         self._lock = asyncio.Lock()
-        self._sessionmaker = async_sessionmaker(
-            bind=outer, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
+        # Every session, connection and read connection joins the outer transaction.
+        self.sessions = AsyncSessions(outer, savepoints=True)
         # Any other checkout (engine.connect() in the code under test) is tracked too.
         self.checkout_tracker.watch(engine)
 
@@ -122,14 +122,14 @@ class IsolatedDatabase(Database):
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """The outer connection inside a SAVEPOINT, released on success, rolled back on error."""
-        async with self._lend(checkout_site()) as outer, outer.begin_nested():
-            yield outer
+        async with self._lend(checkout_site()), super().connection() as connection:
+            yield connection
 
     @contextlib.asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
         """As :meth:`connection`: inside the outer transaction nothing can autocommit."""
-        async with self._lend(checkout_site()) as outer, outer.begin_nested():
-            yield outer
+        async with self._lend(checkout_site()), super().read_connection() as connection:
+            yield connection
 
     def sync_session(self) -> Any:
         raise LifecycleError(

@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import given, settings
 
-from pooltender.demo import create_app
+from pooltender_demo import create_app
 from tests.support.pg import PG_URL
 from tests.support.servers import serve
 from tests.support.service import Service

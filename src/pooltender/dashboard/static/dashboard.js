@@ -98,7 +98,11 @@
     return t;
   }
 
-  function update(card, db, at) {
+  // Counters whose growth is bad news: their tiles turn red when not zero.
+  var ALERTING = new Set(["timeouts", "rejected", "leaks_suspected", "connections_reclaimed",
+    "held_after_response"]);
+
+  function update(card, db, at, counters) {
     card.url.textContent = (db.driver || "") + "  " + (db.url || "");
     var tiles = el("div", "tiles");
     tiles.appendChild(tile("used", db.checked_out));
@@ -109,9 +113,16 @@
       seconds(db.wait_time && db.wait_time.p99)));
     tiles.appendChild(tile("use p50 / p99", seconds(db.use_time && db.use_time.p50) + " / " +
       seconds(db.use_time && db.use_time.p99)));
-    tiles.appendChild(tile("timeouts", db.timeouts, db.timeouts > 0));
-    tiles.appendChild(tile("rejected", db.rejected, db.rejected > 0));
-    tiles.appendChild(tile("leaks suspected", db.leaks_suspected, db.leaks_suspected > 0));
+    // One tile per counter the snapshot declares (doc.counters): a counter added to
+    // pooltender's stats appears here with no change to this page.
+    Object.keys(counters).forEach(function (key) {
+      var value = db[key];
+      if (typeof value !== "number") return;
+      var t = tile(counters[key].label, value, value > 0 && ALERTING.has(key));
+      t.title = counters[key].help;
+      t.dataset.counter = key;
+      tiles.appendChild(t);
+    });
     card.section.replaceChild(tiles, card.tiles);
     card.tiles = tiles;
 
@@ -138,7 +149,7 @@
     names.forEach(function (name) {
       var card = cards.get(name);
       if (!card) { card = makeCard(name); cards.set(name, card); }
-      update(card, doc.databases[name], at);
+      update(card, doc.databases[name], at, doc.counters || {});
     });
     status.className = "status";
     status.textContent = "updated " + new Date(at * 1000).toLocaleTimeString() + " · " +
