@@ -28,6 +28,7 @@ __all__ = [
     "PRIMARY",
     "DatabaseSettings",
     "PooltenderSettings",
+    "check_debug_token",
     "load_database_settings",
     "redact_url",
 ]
@@ -224,12 +225,37 @@ class PooltenderSettings(BaseSettings):
     monitor: bool = True
     """``POOLTENDER_MONITOR``: false turns the pool monitor off (no listeners, no watchdog)."""
     debug_token: str | None = Field(default=None, repr=False)
-    """``POOLTENDER_DEBUG_TOKEN``: debug endpoints need ``Authorization: Bearer <token>``."""
+    """``POOLTENDER_DEBUG_TOKEN``: debug endpoints need ``Authorization: Bearer <token>``.
+    Checked by :func:`check_debug_token` where it is used (the debug routes, the CLI)."""
     loop_block_threshold: float = Field(default=0.1, ge=0)
     """``POOLTENDER_LOOP_BLOCK_THRESHOLD``: seconds the event loop may stall while
     connections are held before a WARNING names the stuck frame (0: no watchdog)."""
     health_log_interval: float = Field(default=0.0, ge=0)
     """``POOLTENDER_HEALTH_LOG_INTERVAL``: seconds between pool health lines (0: off)."""
+
+
+def check_debug_token(value: str, variable: str = "POOLTENDER_DEBUG_TOKEN") -> str:
+    """The token without surrounding whitespace, or a :class:`ConfigurationError`.
+
+    Empty or blank is refused (not taken as unset, which would mean loopback-only
+    access), and so is anything but printable ASCII without spaces: HTTP clients
+    send header values as ASCII (httpx refuses others, browsers and servers differ),
+    so such a token would not match reliably. The message never contains the value.
+    """
+    token = value.strip()
+    if not token:
+        raise ConfigurationError(
+            variable,
+            f"is empty; set a token ({_TOKEN_EXAMPLE}) or unset it for loopback-only access",
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise ConfigurationError(
+            variable, f"must be printable ASCII without spaces ({_TOKEN_EXAMPLE})"
+        )
+    return token
+
+
+_TOKEN_EXAMPLE = "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def load_database_settings(
