@@ -45,6 +45,7 @@ lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy (strict on t
 services: ## make sure what the integration tests need is installed and up
 	bash scripts/services.sh
 	bash scripts/install-chromium.sh
+	bash scripts/install-nginx.sh
 	bash scripts/pgbouncer.sh
 
 .PHONY: test
