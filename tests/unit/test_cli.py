@@ -193,6 +193,32 @@ def test_top_sends_the_token() -> None:
         assert "answered 403: pass --token or set POOLTENDER_DEBUG_TOKEN" in out
         assert invoke("top", base, "--once", "--token", "s3cret")[0] == 0
         assert invoke("top", base, "--once", env={"POOLTENDER_DEBUG_TOKEN": "s3cret"})[0] == 0
+        # Surrounding whitespace (a token read from a file) is not part of it, as on the server.
+        assert invoke("top", base, "--once", "--token", " s3cret\n")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("token_args", "env", "message"),
+    [
+        (["--token", ""], {}, "--token: is empty"),
+        (["--token", "  "], {}, "--token: is empty"),
+        (["--token", "tökén"], {}, "--token: must be printable ASCII"),
+        (["--token", "bad\x1b[2J"], {}, "--token: must be printable ASCII"),
+        ([], {"POOLTENDER_DEBUG_TOKEN": " "}, "POOLTENDER_DEBUG_TOKEN: is empty"),
+        ([], {"POOLTENDER_DEBUG_TOKEN": "tökén"}, "POOLTENDER_DEBUG_TOKEN: must be printable"),
+    ],
+)
+@pytest.mark.parametrize("verb", [["top", "--once"], ["size", "--interval", "0.5", "--from"]])
+def test_a_token_that_cannot_work_is_one_line_and_exit_2(
+    verb: list[str], token_args: list[str], env: dict[str, str], message: str, closed_port: int
+) -> None:
+    """httpx sends header values as ASCII only: a non-ASCII token was a traceback."""
+    code, out = invoke(*verb, f"http://127.0.0.1:{closed_port}", *token_args, env=env)
+    assert code == 2, out
+    assert out.startswith(f"pooltender: error: {message}"), out
+    assert out.count("\n") == 1, out
+    assert "Traceback" not in out
+    assert "tökén" not in out
 
 
 def test_size_from_a_live_service(loaded: str) -> None:

@@ -12,6 +12,9 @@ import httpx
 import typer
 import typer.core
 
+from ..errors import ConfigurationError
+from ..settings import check_debug_token
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
@@ -76,8 +79,16 @@ def stats_url(url: str) -> str:
 
 
 def auth_headers(token: str | None) -> dict[str, str]:
-    token = token or os.environ.get(TOKEN_ENV) or None
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    """``Authorization: Bearer`` with ``--token`` or ``$POOLTENDER_DEBUG_TOKEN``, checked as
+    the server checks it (a blank or non-ASCII token is a one-line error, never sent)."""
+    variable = "--token" if token is not None else TOKEN_ENV
+    value = token if token is not None else os.environ.get(TOKEN_ENV)
+    if value is None:
+        return {}
+    try:
+        return {"Authorization": f"Bearer {check_debug_token(value, variable)}"}
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from None
 
 
 def fetch_stats(client: httpx.Client, url: str, token: str | None = None) -> dict[str, Any]:
