@@ -9,6 +9,7 @@ from ``X-Forwarded-For`` and keep the header: that is what these scopes carry).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from sqlalchemy import text
 from pooltender import ConfigurationError, Database, Databases, DatabaseSettings
 from pooltender import PooltenderSettings as Options
 from pooltender.fastapi import DebugAccess, Session, install
+from pooltender.fastapi.access import FORWARDING_HEADERS
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 DEBUG_PATHS = ("/debug/pool-stats", "/debug/pool", "/debug/pool/static/dashboard.js", "/metrics")
 LOOPBACK = ("127.0.0.1", 41000)
@@ -273,3 +277,10 @@ async def test_surrounding_whitespace_of_the_token_is_not_part_of_it(tmp_path: P
         assert (await c.get("/metrics")).status_code == 401
         right = {"Authorization": f"Bearer {TOKEN}"}
         assert (await c.get("/metrics", headers=right)).status_code == 200
+
+
+def test_the_readme_lists_exactly_the_refused_headers() -> None:
+    security = README.read_text().split("## Security", 1)[1].split("\n## ", 1)[0]
+    rule = security.split("  2. ", 1)[1].split("  3. ", 1)[0]
+    named = {name.lower().encode() for name in re.findall(r"`([A-Za-z-]+)`", rule)}
+    assert named == FORWARDING_HEADERS | {b"x-forwarded", b"-for", b"-host", b"-proto", b"-port"}
