@@ -49,6 +49,7 @@ docs: $(VENV)/.installed-base ## regenerate the README's settings table from the
 services: ## make sure what the integration tests need is installed and up
 	bash scripts/services.sh
 	bash scripts/install-chromium.sh
+	bash scripts/install-nginx.sh
 	bash scripts/pgbouncer.sh
 
 .PHONY: test

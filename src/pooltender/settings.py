@@ -39,6 +39,7 @@ __all__ = [
     "PRIMARY",
     "DatabaseSettings",
     "PooltenderSettings",
+    "check_debug_token",
     "load_database_settings",
     "load_pooltender_settings",
     "settings_table",
@@ -50,16 +51,19 @@ PRIMARY = "primary"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
-Model = TypeVar("Model", bound=BaseModel)
+Model = TypeVar("Model", bound="_Settings")
 
 
-def option(default: Any, shown: str, meaning: str, **constraints: Any) -> Any:
+def option(
+    default: Any, shown: str, meaning: str, *, keep_empty: bool = False, **constraints: Any
+) -> Any:
     """One option: its default, the default as the README shows it, its meaning, and
-    pydantic's constraints (``ge=0``, ...). Floats are finite (no ``inf``, ``nan``)."""
+    pydantic's constraints (``ge=0``, ...). Floats are finite (no ``inf``, ``nan``).
+    An empty value in the environment means unset, unless ``keep_empty``."""
     return Field(
         default,
         description=meaning,
-        json_schema_extra={"shown": shown},
+        json_schema_extra={"shown": shown, "keep_empty": keep_empty},
         **constraints,
     )
 
@@ -97,6 +101,7 @@ class DatabaseSettings(_Settings):
         "— (required)",
         "SQLAlchemy URL. Never printed with a credential. `postgresql://` and `postgres://` "
         "get asyncpg (or psycopg if asyncpg is missing)",
+        keep_empty=True,
     )
     pool_size: int = option(5, "5", "connections kept open (`0`: no limit, as in SQLAlchemy)", ge=0)
     max_overflow: int = option(
@@ -342,8 +347,11 @@ class PooltenderSettings(_Settings):
     debug_token: str | None = option(
         None,
         "unset",
-        "when set, debug endpoints need `Authorization: Bearer <token>`",
+        "when set, debug endpoints need `Authorization: Bearer <token>` (printable ASCII, "
+        "no spaces; empty is refused); unset, they answer only direct requests on the "
+        "machine itself ([Security](#security))",
         repr=False,
+        keep_empty=True,
     )
     loop_block_threshold: float = option(
         0.1,
@@ -357,6 +365,16 @@ class PooltenderSettings(_Settings):
     monitor: bool = option(
         True, "true", "`false`: no pool monitor (no listeners, middleware or watchdog)"
     )
+
+    @field_validator("debug_token", mode="before")
+    @classmethod
+    def _check_token(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return check_debug_token(value)
+            except ConfigurationError as exc:
+                raise ValueError(exc.reason) from None
+        return value
 
     @field_validator("databases", mode="before")
     @classmethod
@@ -375,6 +393,30 @@ class PooltenderSettings(_Settings):
         if field not in self.options():
             raise KeyError(field)
         return f"{self.PREFIX}{field.upper()}"
+
+
+def check_debug_token(value: str, variable: str = "POOLTENDER_DEBUG_TOKEN") -> str:
+    """The token without surrounding whitespace, or a :class:`ConfigurationError`.
+
+    Empty or blank is refused (not taken as unset, which would mean loopback-only
+    access), and so is anything but printable ASCII without spaces: HTTP clients
+    send header values as ASCII (httpx refuses others, browsers and servers differ),
+    so such a token would not match reliably. The message never contains the value.
+    """
+    token = value.strip()
+    if not token:
+        raise ConfigurationError(
+            variable,
+            f"is empty; set a token ({_TOKEN_EXAMPLE}) or unset it for loopback-only access",
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise ConfigurationError(
+            variable, f"must be printable ASCII without spaces ({_TOKEN_EXAMPLE})"
+        )
+    return token
+
+
+_TOKEN_EXAMPLE = "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -402,10 +444,12 @@ def _validate(
     """Build ``model`` from option values given as text; a :class:`ConfigurationError`
     naming the variable. An empty value means unset (except for a URL)."""
     values: dict[str, Any] = {}
+    options = model.options()
     for field, value in given.items():
         text = value.strip()
-        if text or field == "url":
-            values[field] = text
+        extra = options[field].json_schema_extra if field in options else None
+        if text or (isinstance(extra, dict) and extra.get("keep_empty")):
+            values[field] = value if field == "debug_token" else text
     try:
         return model(**fixed, **values)
     except ValidationError as exc:
@@ -413,8 +457,9 @@ def _validate(
         field = str(error["loc"][0]) if error["loc"] else next(iter(given), "")
         variable = variables.get(field, field)
         reason = str(error["msg"]).removeprefix("Value error, ")
-        if field != "url" and field in given:
-            reason += f" (got {given[field]!r})"
+        info = model.model_fields.get(field)
+        if field != "url" and field in given and (info is None or info.repr):
+            reason += f" (got {given[field]!r})"  # never a secret's value
         raise ConfigurationError(variable, reason) from None
 
 

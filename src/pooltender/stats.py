@@ -261,7 +261,12 @@ class PoolStats:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PoolStats:
-        """Read one database's object of a ``/debug/pool-stats`` document (clients)."""
+        """Read one database's object of a ``/debug/pool-stats`` document (clients).
+
+        ``ValueError`` when a figure the views show is missing or not a number."""
+        missing = [key for key in _REQUIRED if key not in data]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
         scalars: dict[str, Any] = {}
         for f in _SCALARS:
             value = data.get(f.name)
@@ -293,6 +298,8 @@ class PoolStats:
 
 
 _SCALARS = tuple(f for f in dataclasses.fields(PoolStats) if "kind" in f.metadata)
+# What a client (top, size --from) needs from each database's object.
+_REQUIRED = ("checked_out", "available", "waiting", "checkouts", "timeouts", "rejected")
 
 
 def gauges() -> tuple[dataclasses.Field[Any], ...]:
@@ -331,9 +338,12 @@ class Snapshot:
         if not isinstance(databases, Mapping):
             raise ValueError("not a pool-stats document (no 'databases' object)")
         try:
+            generated_at = float(document["generated_at"])
+            if not 0 <= generated_at < 1e11:  # a Unix time (up to the year 5138)
+                raise ValueError(f"generated_at {generated_at!r} is not a time")
             return cls(
-                generated_at=float(document["generated_at"]),
+                generated_at=generated_at,
                 databases={str(n): PoolStats.from_json(d) for n, d in databases.items()},
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise ValueError(f"not a pool-stats document ({exc!r})") from None

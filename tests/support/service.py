@@ -2,8 +2,9 @@
 
 The listening socket is bound here (port 0) and handed to uvicorn with ``--fd``
 (through :mod:`tests.support.uvicorn_fd`, which keeps it a TCP socket): no port race,
-and ``--workers N`` shares it. The server's output goes to a file the
-test can read (``service.output()``).
+and ``--workers N`` shares it. ``args`` are more uvicorn options
+(``["--proxy-headers", "--forwarded-allow-ips", "*"]``). The server's output goes to a
+file the test can read (``service.output()``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -35,8 +37,10 @@ class Service:
         workers: int = 1,
         wait: bool = True,
         start_timeout: float = 20.0,
+        args: Sequence[str] = (),
     ) -> None:
         self.env = env
+        self.args = list(args)
         self.app = app
         self.workers = workers
         self.wait = wait
@@ -66,6 +70,7 @@ class Service:
         command += ["--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "3"]
         if self.workers > 1:
             command += ["--workers", str(self.workers)]
+        command += self.args
         self.process = subprocess.Popen(
             command,
             cwd=tempfile.gettempdir(),  # no stray .env

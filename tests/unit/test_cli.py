@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
 from typer.testing import CliRunner
 
+from pooltender.cli._common import sanitize
 from pooltender.cli.app import app
 from pooltender.cli.top import render
 from pooltender.stats import Snapshot
@@ -194,6 +198,32 @@ def test_top_sends_the_token() -> None:
         assert "answered 403: pass --token or set POOLTENDER_DEBUG_TOKEN" in out
         assert invoke("top", base, "--once", "--token", "s3cret")[0] == 0
         assert invoke("top", base, "--once", env={"POOLTENDER_DEBUG_TOKEN": "s3cret"})[0] == 0
+        # Surrounding whitespace (a token read from a file) is not part of it, as on the server.
+        assert invoke("top", base, "--once", "--token", " s3cret\n")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("token_args", "env", "message"),
+    [
+        (["--token", ""], {}, "--token: is empty"),
+        (["--token", "  "], {}, "--token: is empty"),
+        (["--token", "tökén"], {}, "--token: must be printable ASCII"),
+        (["--token", "bad\x1b[2J"], {}, "--token: must be printable ASCII"),
+        ([], {"POOLTENDER_DEBUG_TOKEN": " "}, "POOLTENDER_DEBUG_TOKEN: is empty"),
+        ([], {"POOLTENDER_DEBUG_TOKEN": "tökén"}, "POOLTENDER_DEBUG_TOKEN: must be printable"),
+    ],
+)
+@pytest.mark.parametrize("verb", [["top", "--once"], ["size", "--interval", "0.5", "--from"]])
+def test_a_token_that_cannot_work_is_one_line_and_exit_2(
+    verb: list[str], token_args: list[str], env: dict[str, str], message: str, closed_port: int
+) -> None:
+    """httpx sends header values as ASCII only: a non-ASCII token was a traceback."""
+    code, out = invoke(*verb, f"http://127.0.0.1:{closed_port}", *token_args, env=env)
+    assert code == 2, out
+    assert out.startswith(f"pooltender: error: {message}"), out
+    assert out.count("\n") == 1, out
+    assert "Traceback" not in out
+    assert "tökén" not in out
 
 
 def test_size_from_a_live_service(loaded: str) -> None:
@@ -270,3 +300,129 @@ def test_top_computes_checkouts_per_second_between_frames() -> None:
     row = next(line for line in console.export_text().splitlines() if "primary" in line)
     assert "150.0" in row  # 300 checkouts in 2 s
     assert "∞" in row  # max null: unbounded
+
+
+# -- pooltender top shows a service's strings, never its terminal commands -----------
+
+HOSTILE = [
+    ("primary\x1b[2J\x1b[H", "primary"),  # clear the screen, cursor home
+    ("\x1b[31mred\x1b[0m", "red"),
+    ("\x1b]0;pwned\x07title", "title"),  # OSC: window title, BEL-terminated
+    ("\x1b]8;;http://evil.example/\x1b\\link\x1b]8;;\x1b\\", "link"),  # OSC 8 hyperlink, ST
+    ("\x1bP+q544e\x1b\\after", "after"),  # DCS
+    ("\x1b_apc\x1b\\x", "x"),  # APC
+    ("a\x1b(0b\x1bc", "ab"),  # designate a charset; reset the terminal
+    ("\x9b2Jc1\x9d0;t\x9cok", "c1ok"),  # 8-bit CSI and OSC
+    ("bell\x07back\x08space\x7f\x00\x85", "bellbackspace "),
+    ("tab\tnew\nline\r", "tab new line "),
+    ("GET /x\u202eevil\u202c", "GET /xevil"),  # right-to-left override
+    ("\u2066iso\u2069 \u200bzw\u200d\ufeff\u061c", "iso zw"),  # isolates, zero-width, ALM
+    ("lone\ud800surrogate", "lonesurrogate"),
+    ("\x1b]0;never terminated", ""),
+    ("trailing\x1b", "trailing"),
+    ("café 数据库 ∞ µs [red]x[/red] <b>", "café 数据库 ∞ µs [red]x[/red] <b>"),
+]
+
+
+@pytest.mark.parametrize(("hostile", "shown"), HOSTILE)
+def test_sanitize_leaves_text_and_removes_escapes_and_controls(hostile: str, shown: str) -> None:
+    assert sanitize(hostile) == shown
+
+
+def hostile_doc() -> dict[str, object]:
+    evil = "\x1b]0;pwned\x07\x1b[2J\u202e"
+    return {
+        "generated_at": 0.0,
+        "databases": {
+            f"primary{evil}": {
+                "checked_out": 1, "available": 4, "waiting": 0,
+                "max": 5, "checkouts": 1, "timeouts": 0, "rejected": 0,
+                "leaks_suspected": 2, "wait_time": {}, "use_time": {},
+                "routes": [{"route": f"GET /x{evil}", "checkouts": 3, "hold_total": 0.1}],
+                "held": [{"route": f"GET /held{evil}", "age": 0.5, "site": f"a.py:1{evil}",
+                          "leak": True}],
+            }
+        },
+    }  # fmt: skip
+
+
+def assert_terminal_safe(out: str) -> None:
+    for char in out:
+        if char != "\n":
+            assert unicodedata.category(char) not in ("Cc", "Cf", "Cs"), repr(char)
+
+
+def test_top_renders_no_escape_or_control_from_the_snapshot() -> None:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=200)  # not a terminal: rich adds no escapes
+    console.print(render(Snapshot.from_json(hostile_doc()), None, "http://127.0.0.1:8000\x1b[2J"))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert_terminal_safe(out)
+    for shown in ("primary", "GET /x", "LEAK? GET /held", "a.py:1", "127.0.0.1:8000"):
+        assert shown in out
+
+
+@pytest.fixture
+def hostile_service() -> Iterator[Callable[[str], str]]:
+    """A service whose /debug/pool-stats answers the JSON text a test sets."""
+    answer = {"json": ""}
+    app = FastAPI()
+
+    @app.get("/debug/pool-stats")
+    async def stats() -> Response:
+        return Response(answer["json"], media_type="application/json")
+
+    with serve(app) as base:
+
+        def answering(json_text: str) -> str:
+            answer["json"] = json_text
+            return base
+
+        yield answering
+
+
+def test_top_shows_a_hostile_service_safely(hostile_service: Callable[[str], str]) -> None:
+    # Written as JSON text, so that escapes and a lone surrogate arrive as a server sends them.
+    base = hostile_service(json.dumps(hostile_doc()))
+    code, out = invoke("top", base, "--once")
+    assert code == 0, out
+    assert_terminal_safe(out)
+    assert "LEAK? GET /held" in out
+    base = hostile_service(json.dumps(hostile_doc()).replace("primary", "primary\\ud800"))
+    code, out = invoke("top", base, "--once")
+    assert code == 0, out
+    assert_terminal_safe(out)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda doc: doc["databases"]["primary"]["wait_time"].update(p50="\x1b[2Jslow"),
+        # A figure that is no number (and tries to reach the terminal) is no snapshot.
+        lambda doc: doc["databases"]["primary"].update(checked_out="1\x1b]0;pwned\x07"),
+        lambda doc: doc.update(generated_at=1e300),
+        lambda doc: doc["databases"].update(primary="\x1b[2J"),
+        lambda doc: doc["databases"]["primary"].pop("checked_out"),
+    ],
+)
+def test_top_with_a_snapshot_it_cannot_read_is_one_line_and_exit_2(
+    hostile_service: Callable[[str], str], change: Callable[[dict[str, Any]], None]
+) -> None:
+    doc: dict[str, Any] = {
+        "generated_at": 0.0,
+        "databases": {
+            "primary": {
+                "checked_out": 1, "available": 4, "waiting": 0, "max": 5, "checkouts": 1,
+                "timeouts": 0, "rejected": 0, "leaks_suspected": 0,
+                "wait_time": {"p50": 0.001}, "use_time": {}, "routes": [], "held": [],
+            }
+        },
+    }  # fmt: skip
+    change(doc)
+    code, out = invoke("top", hostile_service(json.dumps(doc)), "--once")
+    assert code == 2, out
+    assert out.startswith("pooltender: error: "), out
+    assert "answered a snapshot pooltender cannot read" in out
+    assert out.count("\n") == 1, out
+    assert_terminal_safe(out)

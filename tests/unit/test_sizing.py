@@ -84,6 +84,11 @@ def _doc(at: float, checkouts: int, routes: list[dict[str, Any]], p50: float) ->
                 "pool_size": 5,
                 "max": 15,
                 "checkouts": checkouts,
+                "checked_out": 0,
+                "available": 5,
+                "waiting": 0,
+                "timeouts": 0,
+                "rejected": 0,
                 "use_time": {"p50": p50},
                 "routes": routes,
             }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -12,6 +14,8 @@ import httpx
 import typer
 import typer.core
 
+from ..errors import ConfigurationError
+from ..settings import check_debug_token
 from ..stats import Snapshot
 
 __all__ = [
@@ -22,6 +26,7 @@ __all__ = [
     "auth_headers",
     "fetch_stats",
     "fmt_seconds",
+    "sanitize",
     "stats_url",
 ]
 
@@ -78,8 +83,16 @@ def stats_url(url: str) -> str:
 
 
 def auth_headers(token: str | None) -> dict[str, str]:
-    token = token or os.environ.get(TOKEN_ENV) or None
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    """``Authorization: Bearer`` with ``--token`` or ``$POOLTENDER_DEBUG_TOKEN``, checked as
+    the server checks it (a blank or non-ASCII token is a one-line error, never sent)."""
+    variable = "--token" if token is not None else TOKEN_ENV
+    value = token if token is not None else os.environ.get(TOKEN_ENV)
+    if value is None:
+        return {}
+    try:
+        return {"Authorization": f"Bearer {check_debug_token(value, variable)}"}
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from None
 
 
 def fetch_stats(client: httpx.Client, url: str, token: str | None = None) -> Snapshot:
@@ -101,7 +114,8 @@ def fetch_stats(client: httpx.Client, url: str, token: str | None = None) -> Sna
     try:
         return Snapshot.from_json(document)
     except ValueError as exc:
-        raise CliError(f"{url} did not answer a pool-stats document: {exc}") from None
+        reason = sanitize(str(exc))
+        raise CliError(f"{url} answered a snapshot pooltender cannot read ({reason})") from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -118,3 +132,33 @@ def fmt_seconds(value: float | None) -> str:
     if value < 1:
         return f"{value * 1e3:.1f} ms"
     return f"{value:.2f} s"
+
+
+# Terminal escape sequences, whole: CSI (ESC [ or 0x9B ... final byte), OSC/DCS/PM/APC/SOS
+# (up to their terminator), and the other two-byte ESC sequences.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|\Z)"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?",
+    re.DOTALL,
+)
+# Controls (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width
+# characters), lone surrogates, line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_BREAKS = frozenset("\t\n\v\f\r\x85\u2028\u2029")
+
+
+def sanitize(value: object) -> str:
+    """``value`` as text a terminal shows as it is: every string from a service passes here.
+
+    Escape sequences (CSI, OSC, DCS, ... in 7- and 8-bit form) are removed whole;
+    tabs and line breaks become a space; every other control or format character
+    (C0, DEL, C1, bidi overrides and isolates, zero-width characters) and any lone
+    surrogate is removed.
+    """
+    text = _ESCAPES.sub("", str(value))
+    return "".join(
+        " " if char in _BREAKS else char
+        for char in text
+        if char in _BREAKS or unicodedata.category(char) not in _HIDDEN
+    )

@@ -13,12 +13,17 @@ from rich.table import Table
 from rich.text import Text
 
 from ..stats import HeldConnection, RouteStats, Snapshot
-from ._common import fetch_stats, fmt_seconds, stats_url
+from ._common import fetch_stats, fmt_seconds, sanitize, stats_url
 
 __all__ = ["render", "top"]
 
 ROUTES_SHOWN = 5
 HELD_SHOWN = 8
+
+
+def _cell(value: object, style: str = "") -> Text:
+    """A table cell of a value from the service: sanitised, never read as markup."""
+    return Text(sanitize(value), style=style)
 
 
 def top(
@@ -51,11 +56,12 @@ def top(
 def render(snapshot: Snapshot, previous: Snapshot | None, source: str) -> RenderableType:
     """One frame: a summary table of every database, then its top routes and held connections.
 
-    Every string from the snapshot becomes a :class:`rich.text.Text`, so a route
-    named ``[red]x`` is shown as typed, never read as markup.
+    Every string from the snapshot goes through :func:`sanitize` into a
+    :class:`rich.text.Text`, so a route named ``[red]x`` is shown as typed, never read
+    as markup, and no escape sequence or control character reaches the terminal.
     """
     stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.generated_at))
-    summary = Table(title=f"pooltender top · {source} · {stamp}", title_justify="left")
+    summary = Table(title=_cell(f"pooltender top · {source} · {stamp}"), title_justify="left")
     for column in ("database", "used", "idle", "wait", "max", "req/s"):
         summary.add_column(column, justify="left" if column == "database" else "right")
     for column in ("wait p50/p99", "use p50/p99", "timeouts", "rejected", "leaks"):
@@ -69,7 +75,7 @@ def render(snapshot: Snapshot, previous: Snapshot | None, source: str) -> Render
             rate = f"{(db.checkouts - before.checkouts) / elapsed:.1f}"
         wait, use = db.wait_time, db.use_time
         summary.add_row(
-            Text(name),
+            _cell(name),
             str(db.checked_out),
             str(db.available),
             _alert(db.waiting),
@@ -87,16 +93,16 @@ def render(snapshot: Snapshot, previous: Snapshot | None, source: str) -> Render
 
 
 def _alert(value: int) -> Text:
-    return Text(str(value), style="bold red" if value else "")
+    return _cell(value, style="bold red" if value else "")
 
 
 def _routes(name: str, routes: tuple[RouteStats, ...]) -> Table:
-    table = Table(title=Text(f"{name}: routes by total hold time"), title_justify="left")
+    table = Table(title=_cell(f"{name}: routes by total hold time"), title_justify="left")
     for column in ("route", "checkouts", "total", "p50", "p99", "max"):
         table.add_column(column, justify="left" if column == "route" else "right")
     for r in routes[:ROUTES_SHOWN]:
         table.add_row(
-            Text(r.route),
+            _cell(r.route),
             str(r.hold.count),
             fmt_seconds(r.hold.sum),
             fmt_seconds(r.hold.p50),
@@ -109,16 +115,16 @@ def _routes(name: str, routes: tuple[RouteStats, ...]) -> Table:
 
 
 def _held(name: str, held: tuple[HeldConnection, ...]) -> Table:
-    table = Table(title=Text(f"{name}: held now ({len(held)})"), title_justify="left")
+    table = Table(title=_cell(f"{name}: held now ({len(held)})"), title_justify="left")
     for column in ("route", "age", "checkout site"):
         table.add_column(column, justify="right" if column == "age" else "left")
     for h in sorted(held, key=lambda h: -h.age)[:HELD_SHOWN]:
         style = "bold red" if h.leak else ""
         route = h.route or "(outside a request)"
         table.add_row(
-            Text(("LEAK? " if h.leak else "") + route, style=style),
-            Text(fmt_seconds(h.age), style=style),
-            Text(h.site, style=style),
+            _cell(("LEAK? " if h.leak else "") + route, style),
+            _cell(fmt_seconds(h.age), style),
+            _cell(h.site, style),
         )
     if not held:
         table.add_row(Text("none", style="dim"), "", "")
