@@ -37,7 +37,8 @@
 # Environment: PG_CLUSTER_DIR (${TMPDIR:-/tmp}/pooltender-cluster), PG_PRIMARY_PORT (5441),
 # PG_REPLICA_PORT (5442), PG_BINDIR (the server binaries; default `pg_config --bindir`,
 # else the newest /usr/lib/postgresql/*/bin), PG_CLUSTER_TIMEOUT (seconds each wait may
-# take, 30). Run as root, the servers run as the `postgres` OS user.
+# take, 30; every step is bounded by it). Run as root, the servers run as the `postgres`
+# OS user.
 set -euo pipefail
 
 primary_port="${PG_PRIMARY_PORT:-5441}"
@@ -55,7 +56,7 @@ if [[ -z "$bindir" ]] && command -v pg_config >/dev/null; then
     bindir="$(pg_config --bindir)"
 fi
 if [[ -z "$bindir" || ! -x "$bindir/initdb" ]]; then
-    bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+    bindir="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 fi
 [[ -n "$bindir" && -x "$bindir/initdb" ]] \
     || die "no PostgreSQL server binaries (initdb) found; set PG_BINDIR"
@@ -81,8 +82,8 @@ other_port() {
 
 # One SQL statement on a node, one unaligned value per line out.
 sql() { # port, statement
-    "$bindir/psql" -X -q -At -h 127.0.0.1 -p "$1" -U postgres -d postgres \
-        -v ON_ERROR_STOP=1 -c "$2"
+    PGCONNECT_TIMEOUT=5 timeout "$timeout" "$bindir/psql" -X -q -At -v ON_ERROR_STOP=1 \
+        -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "$2"
 }
 
 role() { # port -> primary | standby | down
@@ -141,6 +142,11 @@ streams() { # primary port, standby application_name
                     WHERE application_name = '$2' AND state = 'streaming'")" == 1 ]]
 }
 
+name_sync_standby() { # primary port, standby application_name
+    sql "$1" "ALTER SYSTEM SET synchronous_standby_names = '$2'" >/dev/null
+    sql "$1" "SELECT pg_reload_conf()" >/dev/null
+}
+
 replayed_past() { # standby port, LSN
     [[ "$(sql "$1" "SELECT pg_last_wal_replay_lsn() >= '$2'")" == t ]]
 }
@@ -151,7 +157,9 @@ standby_config() { # port, upstream port
     local data
     data="$(data_dir "$1")"
     as_pg touch "$data/standby.signal"
-    as_pg bash -c "echo \"primary_conninfo = 'host=127.0.0.1 port=$2 user=postgres application_name=$(app_name "$1")'\" >> '$data/postgresql.auto.conf'"
+    local conninfo
+    conninfo="host=127.0.0.1 port=$2 user=postgres application_name=$(app_name "$1")"
+    echo "primary_conninfo = '$conninfo'" | as_pg tee -a "$data/postgresql.auto.conf" >/dev/null
 }
 
 healthy() { # the pair runs with its initial roles, the replica synchronous
@@ -234,14 +242,14 @@ CONF
     start_node "$primary_port"
     sql "$primary_port" "CREATE DATABASE test" >/dev/null
 
-    as_pg "$bindir/pg_basebackup" -D "$replica" -X stream -c fast -R --no-sync \
-        -d "host=127.0.0.1 port=$primary_port user=postgres application_name=$(app_name "$replica_port")" \
+    local source="host=127.0.0.1 port=$primary_port user=postgres"
+    as_pg timeout "$timeout" "$bindir/pg_basebackup" -D "$replica" -X stream -c fast -R \
+        --no-sync -d "$source application_name=$(app_name "$replica_port")" \
         || die "pg_basebackup from 127.0.0.1:$primary_port failed"
     start_node "$replica_port"
     wait_until "replica 127.0.0.1:$replica_port streams from 127.0.0.1:$primary_port" \
         streams "$primary_port" "$(app_name "$replica_port")"
-    sql "$primary_port" "ALTER SYSTEM SET synchronous_standby_names = '$(app_name "$replica_port")'" >/dev/null
-    sql "$primary_port" "SELECT pg_reload_conf()" >/dev/null
+    name_sync_standby "$primary_port" "$(app_name "$replica_port")"
     wait_until "replica 127.0.0.1:$replica_port is synchronous to 127.0.0.1:$primary_port" \
         streams_sync "$primary_port" "$(app_name "$replica_port")"
 
@@ -271,8 +279,10 @@ restore_node() { # port
         want="$(cd "$source" && find . -mindepth 1 | LC_ALL=C sort)"
         LC_ALL=C comm -23 <(echo "$have") <(echo "$want") \
             | (cd "$data" && xargs -r -d '\n' rm -rf --)
-        { LC_ALL=C comm -13 <(echo "$have") <(echo "$want"); (cd "$data" && find . -type f -cnewer "$stamp"); } \
-            | (cd "$source" && xargs -r -d '\n' cp -a --parents -t "$data" --)
+        {
+            LC_ALL=C comm -13 <(echo "$have") <(echo "$want")
+            (cd "$data" && find . -type f -cnewer "$stamp")
+        } | (cd "$source" && xargs -r -d '\n' cp -a --parents -t "$data" --)
     else
         rm -rf "$data"
         cp -a "$source" "$data"
@@ -294,8 +304,9 @@ restore() {
 }
 
 print_up() {
-    echo "primary 127.0.0.1:$primary_port $(role "$primary_port") (data $(data_dir "$primary_port"))"
-    echo "replica 127.0.0.1:$replica_port $(role "$replica_port"), synchronous (data $(data_dir "$replica_port"))"
+    echo "127.0.0.1:$primary_port $(role "$primary_port") (data $(data_dir "$primary_port"))"
+    echo "127.0.0.1:$replica_port $(role "$replica_port"), synchronous" \
+        "(data $(data_dir "$replica_port"))"
 }
 
 cmd_up() {
@@ -322,6 +333,7 @@ cmd_promote() { # port
     [[ "$(role "$port")" == standby ]] || die "node 127.0.0.1:$port is not a standby"
     # The new primary has no standby: with a standby named here, every commit would wait.
     sql "$port" "ALTER SYSTEM SET synchronous_standby_names = ''" >/dev/null
+    sql "$port" "SELECT pg_reload_conf()" >/dev/null
     as_pg "$bindir/pg_ctl" -D "$(data_dir "$port")" -w -t "$timeout" promote >/dev/null \
         || die "node 127.0.0.1:$port was not promoted within ${timeout}s"
     sql "$port" "ALTER SYSTEM RESET primary_conninfo" >/dev/null
@@ -341,14 +353,14 @@ cmd_rejoin() { # port
     stop_node "$port" fast
     : >"$log"
     if [[ "$(id -u)" == 0 ]]; then chown postgres: "$log"; fi
-    if as_pg "$bindir/pg_rewind" -D "$data" --no-sync \
+    if as_pg timeout "$timeout" "$bindir/pg_rewind" -D "$data" --no-sync \
         --source-server="host=127.0.0.1 port=$upstream user=postgres dbname=postgres" \
         >>"$log" 2>&1; then
         say "127.0.0.1:$port rewound to 127.0.0.1:$upstream"
     else
         say "pg_rewind of 127.0.0.1:$port failed (see $log); taking a fresh base backup"
         rm -rf "$data"
-        as_pg "$bindir/pg_basebackup" -D "$data" -X stream -c fast --no-sync \
+        as_pg timeout "$timeout" "$bindir/pg_basebackup" -D "$data" -X stream -c fast --no-sync \
             -d "host=127.0.0.1 port=$upstream user=postgres" >>"$log" 2>&1 \
             || die "pg_basebackup from 127.0.0.1:$upstream failed; see $log"
     fi
@@ -362,9 +374,9 @@ cmd_rejoin() { # port
         replayed_past "$port" "$position"
     wait_until "standby 127.0.0.1:$port streams from 127.0.0.1:$upstream" \
         streams "$upstream" "$(app_name "$port")"
-    sql "$upstream" "ALTER SYSTEM SET synchronous_standby_names = '$(app_name "$port")'" >/dev/null
-    sql "$upstream" "SELECT pg_reload_conf()" >/dev/null
-    wait_until "standby 127.0.0.1:$port is synchronous" streams_sync "$upstream" "$(app_name "$port")"
+    name_sync_standby "$upstream" "$(app_name "$port")"
+    wait_until "standby 127.0.0.1:$port is synchronous" \
+        streams_sync "$upstream" "$(app_name "$port")"
     say "127.0.0.1:$port $(role "$port") of 127.0.0.1:$upstream, synchronous"
 }
 
@@ -380,5 +392,5 @@ case "${1:-}" in
         say "127.0.0.1:$2 stopped"
         ;;
     rejoin) check_port "${2:?rejoin PORT}" && cmd_rejoin "$2" ;;
-    *) die "usage: $0 up|down|status|reset|promote PORT|stop-node PORT [fast|immediate]|rejoin PORT" ;;
+    *) die "usage: $0 up|down|status|reset|promote PORT|stop-node PORT [MODE]|rejoin PORT" ;;
 esac
