@@ -110,8 +110,10 @@ class Cluster:
 
         ``default_transaction_read_only`` set by ``ALTER SYSTEM`` and a reload: a session
         takes a reload between two statements, so every transaction an open session
-        starts from now on is read-only (a write: SQLSTATE 25006); a transaction already
-        open keeps its read-write state until it ends. The postmaster signals every
+        starts from now on is read-only (a write: SQLSTATE 25006). A transaction already
+        open keeps writing; committed after ``promote``, it waits for the synchronous
+        standby that is gone, until cancelled, and is then committed on this node only
+        (PostgreSQL warns; the client sees no error). The postmaster signals every
         backend when it reloads, before it starts another one, so once a new session
         sees the setting, every open session has the reload pending.
         """
