@@ -27,6 +27,7 @@ from .monitor import PoolMonitor, Watchdog
 from .pool import GatedPool, WaitQueue
 from .readonly import read_only_session_class
 from .secrets import credentials
+from .serverinfo import usable_slots
 from .sessions import AsyncSessions, SyncSessions
 from .settings import DatabaseSettings, PooltenderSettings
 from .snapshot import pool_stats
@@ -51,6 +52,8 @@ class _Face(Protocol):
 
     async def ping(self, timeout: float) -> None: ...
 
+    async def server_slots(self) -> int | None: ...
+
     async def open(self, count: int) -> None: ...
 
     async def dispose(self) -> None: ...
@@ -71,6 +74,10 @@ class _AsyncFace:
                 await connection.execute(text("SELECT 1"))
 
         await asyncio.wait_for(ping(), timeout)
+
+    async def server_slots(self) -> int | None:
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(usable_slots)
 
     async def open(self, count: int) -> None:
         """Open ``count`` connections at once, then return them all to the pool."""
@@ -98,6 +105,13 @@ class _SyncFace:
                 connection.execute(text("SELECT 1"))
 
         await asyncio.wait_for(asyncio.to_thread(ping), timeout)
+
+    async def server_slots(self) -> int | None:
+        def read() -> int | None:
+            with self.engine.connect() as connection:
+                return usable_slots(connection)
+
+        return await asyncio.to_thread(read)
 
     async def open(self, count: int) -> None:
         def open_all() -> None:
@@ -142,6 +156,9 @@ class Database:
         them elsewhere after :meth:`start` (the test kit binds them to one transaction)."""
         self.sync_sessions: SyncSessions | None = None
         """The sync session factory once started (sync drivers)."""
+        self.server_slots: int | None = None
+        """The server's usable connection slots, read at start (``None``: unknown, no
+        limit, or behind PgBouncer, whose own limit is what counts there)."""
         self._watchdog: Watchdog | None = None
         self._state = DatabaseState.NEW
         self._engine: AsyncEngine | Engine | None = None
@@ -252,6 +269,7 @@ class Database:
         degraded = self.settings.start_mode == "degraded"
         try:
             await self._verify(attempts=1 if degraded else self.settings.connect_retries + 1)
+            await self._read_server_slots()
             await self._warm()
         except StartupError as exc:
             if not degraded:
@@ -322,6 +340,21 @@ class Database:
         secrets = credentials(self.settings.url)
         reason = describe_error(cause, secrets) if cause else "timed out"
         raise StartupError(self.name, self.settings.host, reason) from None
+
+    async def _read_server_slots(self) -> None:
+        assert self._face is not None
+        if self.settings.pgbouncer:
+            return
+        try:
+            self.server_slots = await asyncio.wait_for(
+                self._face.server_slots(), self.settings.connect_timeout + 1
+            )
+        except Exception as exc:  # a permission or a proxy that does not answer it
+            logger.info(
+                "database %r: could not read the server's connection limit: %s",
+                self.name,
+                describe_error(exc, credentials(self.settings.url)),
+            )
 
     async def _warm(self) -> None:
         """Open ``warmup`` connections (default ``pool_size``) at once, then return them."""

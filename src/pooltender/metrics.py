@@ -15,11 +15,13 @@ registry.register(PoolCollector(databases))
 print(generate_latest(registry).decode())
 ```
 
-Several worker processes: each process has its own pools and answers for them
-only. Give each worker's series a ``worker`` label (``PoolCollector(dbs,
-worker=str(os.getpid()))``, or ``install(app, metrics_worker_label=True)``) and
-scrape each worker (one port per worker, or one worker per container);
-``sum by (pool_name)`` then gives the service's totals.
+Several worker processes: each process has its own pools. Behind one port
+(``uvicorn --workers N``, gunicorn) set ``POOLTENDER_METRICS_DIR`` to a directory the
+workers share: each scrape then answers for every worker, each with a ``worker``
+label (see :mod:`pooltender.workers`). With one port per worker, give each worker's
+series a ``worker`` label (``PoolCollector(dbs, worker=str(os.getpid()))``, or
+``install(app, metrics_worker_label=True)``) and scrape each; ``sum by (pool_name)``
+gives the service's totals either way.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from prometheus_client.registry import Collector  # noqa: E402
 
 from .databases import Databases  # noqa: E402
 from .stats import Durations, PoolStats, counters, gauges  # noqa: E402
+from .workers import WorkerSnapshots  # noqa: E402
 
 __all__ = ["METRICS", "PoolCollector"]
 
@@ -98,11 +101,21 @@ class PoolCollector(Collector):
     ``databases``: a :class:`Databases`, or a function returning the running one
     (``None`` before start: no series). ``worker``: a value for a ``worker`` label
     on every series (multi-process services, see the module docstring).
+    ``workers``: the snapshots of every worker of the process group
+    (:class:`~pooltender.workers.WorkerSnapshots`): the scrape answers for all of them,
+    each with its ``worker`` label (its pid).
     """
 
-    def __init__(self, databases: DatabasesSource, *, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        databases: DatabasesSource,
+        *,
+        worker: str | None = None,
+        workers: WorkerSnapshots | None = None,
+    ) -> None:
         self._source = databases
         self._worker = worker
+        self._workers = workers
 
     def describe(self) -> Iterable[Metric]:
         return []  # the families depend on the running databases: no up-front names
@@ -112,36 +125,53 @@ class PoolCollector(Collector):
         dbs = source if isinstance(source, Databases) else source()
         if dbs is None:
             return
-        yield from render(dbs.stats().databases.values(), worker=self._worker)
+        snapshot = dbs.stats()
+        if self._workers is None:
+            yield from render([(self._worker, snapshot.databases.values())])
+            return
+        self._workers.publish(snapshot)  # this worker's figures as of now
+        yield from render(
+            [(str(pid), snap.databases.values()) for pid, snap in self._workers.collect()]
+        )
 
 
-def render(stats: Iterable[PoolStats], *, worker: str | None = None) -> Iterator[Metric]:
-    """The metric families of some databases' snapshots."""
-    extra = ("worker",) if worker is not None else ()
-    tail = (worker,) if worker is not None else ()
+def render(sources: Iterable[tuple[str | None, Iterable[PoolStats]]]) -> Iterator[Metric]:
+    """The metric families of some snapshots, ``(worker label or None, databases)`` each."""
+    sources = list(sources)
+    extra = ("worker",) if any(worker is not None for worker, _ in sources) else ()
     families: dict[str, Any] = {
         name: _KINDS[kind](name, doc, labels=["pool_name", *labels, *extra])
         for name, (kind, labels, doc) in METRICS.items()
     }
-    scalars = (*gauges(), *counters())
-    for s in stats:
-
-        def add(name: str, value: float, *labels: str, _pool: str = s.name) -> None:
-            families[name].add_metric([_pool, *labels, *tail], value)
-
-        def histogram(name: str, d: Durations, *labels: str, _pool: str = s.name) -> None:
-            families[name].add_metric([_pool, *labels, *tail], list(d.buckets), d.sum)
-
-        for f in scalars:
-            metric = f.metadata["metric"]
-            value = getattr(s, f.name)
-            if metric is not None and value is not None:
-                add(metric.name, value, *(label for _, label in metric.labels))
-        add("db_client_connection_idle_min", 0)
-        histogram("db_client_connection_create_time_seconds", s.connect_time)
-        histogram("db_client_connection_wait_time_seconds", s.wait_time)
-        for route in sorted(s.routes, key=lambda r: r.route):
-            histogram("db_client_connection_use_time_seconds", route.hold, route.route)
-        add("pooltender_event_loop_blocked", s.loop_blocked.count)
-        add("pooltender_event_loop_blocked_max_seconds", s.loop_blocked.max)
+    for worker, stats in sources:
+        tail = (worker or "",) if extra else ()
+        for pool_stats in stats:
+            _add(families, pool_stats, tail)
     yield from families.values()
+
+
+def _add(families: dict[str, Any], s: PoolStats, tail: tuple[str, ...]) -> None:
+    """One database's series, into ``families``."""
+
+    def add(name: str, value: float, *labels: str) -> None:
+        families[name].add_metric([s.name, *labels, *tail], value)
+
+    def histogram(name: str, d: Durations, *labels: str) -> None:
+        families[name].add_metric([s.name, *labels, *tail], list(d.buckets), d.sum)
+
+    for f in (*gauges(), *counters()):
+        metric = f.metadata["metric"]
+        value = getattr(s, f.name)
+        if metric is not None and value is not None:
+            labels = (
+                str(getattr(s, label[1:])) if label.startswith("@") else label
+                for _, label in metric.labels
+            )
+            add(metric.name, value, *labels)
+    add("db_client_connection_idle_min", 0)
+    histogram("db_client_connection_create_time_seconds", s.connect_time)
+    histogram("db_client_connection_wait_time_seconds", s.wait_time)
+    for route in sorted(s.routes, key=lambda r: r.route):
+        histogram("db_client_connection_use_time_seconds", route.hold, route.route)
+    add("pooltender_event_loop_blocked", s.loop_blocked.count)
+    add("pooltender_event_loop_blocked_max_seconds", s.loop_blocked.max)

@@ -365,6 +365,13 @@ class PooltenderSettings(_Settings):
     monitor: bool = option(
         True, "true", "`false`: no pool monitor (no listeners, middleware or watchdog)"
     )
+    metrics_dir: str | None = option(
+        None,
+        "unset",
+        "a directory the workers of one process group share (`uvicorn --workers`, "
+        "gunicorn): each worker publishes its snapshot there and `/metrics` answers for "
+        "every worker, each with a `worker` label ([fleet](docs/fleet.md))",
+    )
 
     @field_validator("debug_token", mode="before")
     @classmethod

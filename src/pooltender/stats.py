@@ -52,7 +52,8 @@ MAX_HELD_SHOWN = 100
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """How a field of :class:`PoolStats` is exported: name, labels, help."""
+    """How a field of :class:`PoolStats` is exported: name, labels, help. A label value
+    ``"@field"`` is the value of that field of the same snapshot."""
 
     name: str
     help: str
@@ -91,9 +92,12 @@ class Durations:
     """Cumulative ``(le, count)`` pairs for Prometheus (``le`` as text, ``+Inf`` last);
     not in the JSON."""
 
-    def to_json(self) -> dict[str, float | int]:
-        return {"count": self.count, "p50": self.p50, "p90": self.p90, "p99": self.p99,
-                "max": self.max}  # fmt: skip
+    def to_json(self, *, detail: bool = False) -> dict[str, Any]:
+        document: dict[str, Any] = {"count": self.count, "p50": self.p50, "p90": self.p90,
+                                    "p99": self.p99, "max": self.max}  # fmt: skip
+        if detail:  # what the other workers of a process group need to render metrics
+            document.update(sum=self.sum, buckets=[list(b) for b in self.buckets])
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Durations:
@@ -108,6 +112,8 @@ class Durations:
             p90=number("p90"),
             p99=number("p99"),
             max=number("max"),
+            sum=number("sum"),
+            buckets=tuple((str(le), int(n)) for le, n in data.get("buckets") or ()),
         )
 
 
@@ -118,8 +124,8 @@ class RouteStats:
     route: str
     hold: Durations
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, detail: bool = False) -> dict[str, Any]:
+        document: dict[str, Any] = {
             "route": self.route,
             "checkouts": self.hold.count,
             "hold_total": self.hold.sum,
@@ -127,6 +133,9 @@ class RouteStats:
             "hold_p99": self.hold.p99,
             "hold_max": self.hold.max,
         }
+        if detail:
+            document["buckets"] = [list(b) for b in self.hold.buckets]
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RouteStats:
@@ -136,6 +145,7 @@ class RouteStats:
             p50=float(data.get("hold_p50") or 0.0),
             p99=float(data.get("hold_p99") or 0.0),
             max=float(data.get("hold_max") or 0.0),
+            buckets=tuple((str(le), int(n)) for le, n in data.get("buckets") or ()),
         )
         return cls(str(data.get("route", "")), hold)
 
@@ -184,6 +194,7 @@ class PoolStats:
     name: str = info("the database's name (primary, analytics, ...)")
     url: str = info("its URL, every credential masked")
     driver: str = info("backend+driver")
+    server: str = info("where the server is: host:port/database, no credential")
     pool_size: int = gauge("db_client_connection_idle_max", "Most idle connections the pool keeps.")
     checked_out: int = gauge(
         "db_client_connection_count",
@@ -202,6 +213,12 @@ class PoolStats:
         "db_client_connection_pending_requests", "Checkouts waiting for a connection now."
     )
     max_waiting: int | None = gauge(None, "checkouts that may wait before the next is refused")
+    server_connections_max: int | None = gauge(
+        "pooltender_server_connections_max",
+        "The server's usable connection slots (max_connections less reserved), read at "
+        "start; compare with the fleet's sum of db_client_connection_max.",
+        server="@server",
+    )
     connections_leaking: int = gauge(
         "pooltender_connections_leaking", "Connections held now past the leak threshold."
     )
@@ -246,14 +263,16 @@ class PoolStats:
     """Every connection checked out now, oldest first."""
     loop_blocked: LoopBlocks = field(default_factory=LoopBlocks)
 
-    def to_json(self) -> dict[str, Any]:
-        """The per-database object of ``GET /debug/pool-stats``."""
+    def to_json(self, *, detail: bool = False) -> dict[str, Any]:
+        """The per-database object of ``GET /debug/pool-stats``; ``detail``: also the
+        histograms' buckets and every route (what metrics need, for another worker)."""
         document: dict[str, Any] = {f.name: getattr(self, f.name) for f in _SCALARS}
+        routes = self.routes if detail else self.routes[:MAX_ROUTES_SHOWN]
         document.update(
-            wait_time=self.wait_time.to_json(),
-            use_time=self.use_time.to_json(),
-            connect_time=self.connect_time.to_json(),
-            routes=[r.to_json() for r in self.routes[:MAX_ROUTES_SHOWN]],
+            wait_time=self.wait_time.to_json(detail=detail),
+            use_time=self.use_time.to_json(detail=detail),
+            connect_time=self.connect_time.to_json(detail=detail),
+            routes=[r.to_json(detail=detail) for r in routes],
             held=[h.to_json() for h in self.held[:MAX_HELD_SHOWN]],
             loop_blocked=self.loop_blocked.to_json(),
         )
@@ -272,7 +291,7 @@ class PoolStats:
             value = data.get(f.name)
             if f.metadata["kind"] == "info":
                 scalars[f.name] = str(value or "")
-            elif value is None and f.name in ("max", "max_waiting"):
+            elif value is None and f.name in ("max", "max_waiting", "server_connections_max"):
                 scalars[f.name] = None
             else:
                 scalars[f.name] = int(value or 0)
@@ -320,10 +339,12 @@ class Snapshot:
     """Unix time of the snapshot."""
     databases: Mapping[str, PoolStats]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, detail: bool = False) -> dict[str, Any]:
         return {
             "generated_at": self.generated_at,
-            "databases": {name: stats.to_json() for name, stats in self.databases.items()},
+            "databases": {
+                name: stats.to_json(detail=detail) for name, stats in self.databases.items()
+            },
             # What each counter is, for views that show every counter (the dashboard).
             "counters": {
                 f.name: {"label": f.metadata["label"] or f.name, "help": f.metadata["help"]}

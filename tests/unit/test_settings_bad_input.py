@@ -46,6 +46,7 @@ POOLTENDER_BAD = {
     "LOOP_BLOCK_THRESHOLD": ["soon", "-1", "inf", "nan"],
     "HEALTH_LOG_INTERVAL": ["often", "-1", "inf"],
     "MONITOR": ["maybe"],
+    "METRICS_DIR": [],  # any path; a directory it cannot write is reported when publishing
 }
 
 

@@ -93,3 +93,14 @@ def _zero() -> dict[str, object]:
         elif kind is not None:
             values[f.name] = 0
     return values
+
+
+def test_the_readme_lists_every_metric_with_its_type() -> None:
+    from pathlib import Path
+
+    from pooltender.metrics import METRICS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, (kind, _, _) in METRICS.items():
+        shown = f"{name}_total" if kind == "counter" else name
+        assert f"| `{shown}` | {kind} |" in readme, name

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -17,11 +18,17 @@ from ..databases import Databases
 from ..errors import DatabaseUnavailable, PooltenderError
 from ..metrics import PoolCollector
 from ..settings import PooltenderSettings, load_pooltender_settings
+from ..workers import Publisher, WorkerSnapshots
 from .debug import DebugAccess, debug_router
 from .gate import AdmissionGate, unavailable_response
 from .middleware import RequestContextMiddleware
 from .routes import health_router
 from .state import FACTORY_KEY, STATE_KEY
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
+    from ..otel import PoolInstruments
 
 __all__ = ["database_unavailable_handler", "install"]
 
@@ -41,6 +48,7 @@ def install(
     metrics_registry: CollectorRegistry | None = None,
     metrics_worker_label: bool = False,
     pooltender_settings: PooltenderSettings | None = None,
+    opentelemetry: bool | MeterProvider = False,
 ) -> None:
     """Give ``app`` its database pools.
 
@@ -60,6 +68,9 @@ def install(
       one. ``metrics_worker_label``: add ``worker="<pid>"`` to every series.
     - ``pooltender_settings``: the ``POOLTENDER_*`` settings (default: read from the
       environment now); the databases built from the environment share them.
+    - ``opentelemetry``: also export the pools' metrics through the OpenTelemetry
+      Metrics API (:mod:`pooltender.otel`), on the global ``MeterProvider`` (``True``)
+      or the one given; needs ``pooltender[otel]``.
     - A middleware records each request's route template for the pool monitor, and
       :class:`~pooltender.fastapi.gate.AdmissionGate` answers ``503`` before routing
       a request whose database's pool is exhausted with its wait queue full.
@@ -71,20 +82,36 @@ def install(
     # Read at each start, so tests can swap it (pooltender.testing.override_databases).
     setattr(app.state, FACTORY_KEY, _factory(databases, options))
     inner = app.router.lifespan_context
+    # Every worker of a process group in each scrape (POOLTENDER_METRICS_DIR).
+    workers = WorkerSnapshots(options.metrics_dir) if options.metrics_dir else None
+    instruments = (
+        _instruments(app, None if opentelemetry is True else opentelemetry)
+        if opentelemetry is not False
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
         dbs = getattr(app.state, FACTORY_KEY)()
+        if instruments is not None:
+            instruments.watch(dbs)  # before start: the warm-up's connections count too
         try:
             await dbs.start()
         except PooltenderError as exc:
             logger.error("pooltender could not start: %s", exc)
             raise
         setattr(app.state, STATE_KEY, dbs)
+        publisher = Publisher(workers, dbs.stats) if workers is not None else None
         try:
+            if publisher is not None:
+                publisher.start()
             async with inner(app_) as state:
                 yield state
         finally:
+            if instruments is not None:
+                instruments.unwatch()
+            if publisher is not None:
+                await asyncio.to_thread(publisher.stop)
             await dbs.stop()
             delattr(app.state, STATE_KEY)
 
@@ -101,6 +128,7 @@ def install(
             PoolCollector(
                 lambda: getattr(app.state, STATE_KEY, None),
                 worker=str(os.getpid()) if metrics_worker_label else None,
+                workers=workers,
             )
         )
     app.state.pooltender_registry = registry
@@ -122,6 +150,12 @@ def install(
                 f"it needs stats_path={folder}/pool-stats"
             )
         app.include_router(dashboard_router(access, path="/" + page), prefix=folder)
+
+
+def _instruments(app: FastAPI, provider: MeterProvider | None) -> PoolInstruments:
+    from ..otel import PoolInstruments
+
+    return PoolInstruments(lambda: getattr(app.state, STATE_KEY, None), meter_provider=provider)
 
 
 def _factory(

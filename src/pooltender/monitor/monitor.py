@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -141,6 +142,9 @@ class PoolMonitor:
         self.max_routes = max_routes
         self.held: dict[int, Checkout] = {}
         self.reports: deque[Report] = deque(maxlen=1000)
+        self.observers: list[Callable[[str, float, str | None], None]] = []
+        """Called with ``(kind, seconds, route)`` for each duration measured (``create``,
+        ``wait``, ``use``): the OpenTelemetry histograms. Empty: no cost."""
         # Written by the watchdog thread only (scan_leaks, loop_blocked_*).
         self.leaks_suspected = 0
         self.loop_blocked = 0
@@ -194,14 +198,18 @@ class PoolMonitor:
             self._live.pop(id(stats), None)
 
     def on_wait(self, seconds: float) -> None:
-        """Time a checkout waited for a connection (``Admission.on_wait``)."""
+        """Time a checkout took to obtain a connection (the pool's ``on_wait``)."""
         self._stats().wait.record(seconds)
+        if self.observers:
+            self._observe("wait", seconds, None)
 
     def on_connect_time(self, seconds: float) -> None:
         """Time a new connection took to open (``build_engine(on_connect_time=)``)."""
         stats = self._stats()
         stats.created += 1
         stats.connect.record(seconds)
+        if self.observers:
+            self._observe("create", seconds, None)
 
     def _on_checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
         now = time.perf_counter()
@@ -220,6 +228,10 @@ class PoolMonitor:
         held = self.held.pop(id(record), None)
         if held is not None:
             self._end(held)
+
+    def _observe(self, kind: str, seconds: float, route: str | None) -> None:
+        for observer in list(self.observers):
+            observer(kind, seconds, route)
 
     def _on_invalidate(
         self, dbapi_connection: Any, record: ConnectionPoolEntry, exception: BaseException | None
@@ -244,6 +256,8 @@ class PoolMonitor:
             route = held.route if len(routes) < self.max_routes else OTHER_ROUTES
             hist = routes.setdefault(route, Histogram())
         hist.record(used)
+        if self.observers:
+            self._observe("use", used, held.route)
         if held.leak:
             self.reports.append(("returned", held, used))
         if held.after_response and not held.reclaimed:
