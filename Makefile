@@ -46,6 +46,7 @@ services: ## make sure what the integration tests need is installed and up
 	bash scripts/services.sh
 	bash scripts/install-chromium.sh
 	bash scripts/pgbouncer.sh
+	bash scripts/prometheus.sh
 
 .PHONY: test
 test: $(VENV)/.installed-dev services lint ## the whole suite, on the newest and on the oldest supported SQLAlchemy/FastAPI
