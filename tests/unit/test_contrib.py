@@ -1,0 +1,98 @@
+"""The fleet files in contrib/ (alerting rules and their tests), read as files: every
+alert is tested both ways and every query names only metrics pooltender exports. Run by
+promtool: tests/integration/test_prometheus_rules.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pooltender.metrics import METRICS
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "contrib" / "prometheus" / "pooltender-alerts.yml"
+RULE_TESTS = ROOT / "contrib" / "prometheus" / "pooltender-alerts.test.yml"
+DASHBOARD = ROOT / "contrib" / "grafana" / "pooltender.json"
+
+# The server's max_connections: written against in contrib, exported by a later pooltender.
+NEW_GAUGE = "pooltender_server_connections_max"
+FLEET_ALERTS = {"PooltenderFleetBudgetExceeded", "PooltenderFleetBudgetNearlyExhausted"}
+SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+EXPORTED = {
+    name + suffix for name, (kind, _, _) in METRICS.items() for suffix in SUFFIXES[kind]
+} | {NEW_GAUGE}
+# A metric name (not part of a recording rule's level:metric:operation name).
+METRIC_NAME = re.compile(r"(?<![\w:])((?:db_client_connection|pooltender)_\w+)(?![\w:])")
+RECORDED_NAME = re.compile(r"(?<![\w:])(\w+:\w+:\w+)(?![\w:])")
+
+
+def rules() -> list[dict[str, Any]]:
+    return [rule for g in yaml.safe_load(RULES.read_text())["groups"] for rule in g["rules"]]
+
+
+def alerts() -> list[dict[str, Any]]:
+    return [rule for rule in rules() if "alert" in rule]
+
+
+def dashboard() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return document
+
+
+def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in items:
+        yield panel
+        yield from panels(panel.get("panels", []))
+
+
+def dashboard_queries() -> list[str]:
+    document = dashboard()
+    queries = [t["expr"] for p in panels(document["panels"]) for t in p.get("targets", [])]
+    queries += [v["definition"] for v in document["templating"]["list"] if v["type"] == "query"]
+    return queries
+
+
+# -- the rules and their tests ---------------------------------------------------------------
+
+
+def test_every_alert_has_a_case_where_it_fires_and_one_where_it_does_not() -> None:
+    cases = [
+        case
+        for test in yaml.safe_load(RULE_TESTS.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+    ]
+    names = [a["alert"] for a in alerts()]
+    assert len(names) == len(set(names)) >= 9
+    fires = {c["alertname"] for c in cases if c.get("exp_alerts")}
+    quiet = {c["alertname"] for c in cases if not c.get("exp_alerts")}
+    assert set(names) - fires == set(), "alerts without a case where they fire"
+    assert set(names) - quiet == set(), "alerts without a case where they do not fire"
+    assert (fires | quiet) - set(names) == set(), "cases of alerts that do not exist"
+
+
+@pytest.mark.parametrize("alert", alerts(), ids=lambda a: a["alert"])
+def test_each_alert_has_a_duration_a_severity_and_says_where(alert: dict[str, Any]) -> None:
+    assert re.fullmatch(r"\d+[smh]", alert.get("for", "")), "a `for:` duration"
+    assert alert["labels"]["severity"] in {"critical", "warning", "info"}
+    annotations = alert["annotations"]
+    assert set(annotations) >= {"summary", "description"}
+    where = ["server"] if alert["alert"] in FLEET_ALERTS else ["pool_name", "instance"]
+    for key in ("summary", "description"):
+        for label in where:
+            assert f"$labels.{label}" in annotations[key], f"{key} names {label}"
+
+
+def test_the_rules_use_only_exported_metrics_and_recorded_series_they_define() -> None:
+    exprs = [rule["expr"] for rule in rules()]
+    used = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+    assert used - EXPORTED == set()
+    assert {"db_client_connection_max", NEW_GAUGE} <= used
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
+    referenced = {name for expr in exprs for name in RECORDED_NAME.findall(expr)}
+    assert referenced - recorded == set()
