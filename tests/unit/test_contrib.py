@@ -1,6 +1,8 @@
-"""The fleet files in contrib/ (alerting rules and their tests), read as files: every
-alert is tested both ways and every query names only metrics pooltender exports. Run by
-promtool: tests/integration/test_prometheus_rules.py."""
+"""The fleet files in contrib/ (alerting rules, their tests, the Grafana dashboard), read
+as files: every alert is tested both ways, every query names only metrics pooltender
+exports, the dashboard has the variables and data source Grafana needs. Run by promtool
+and against a real Prometheus: tests/integration/test_prometheus_rules.py and
+test_grafana_dashboard.py."""
 
 from __future__ import annotations
 
@@ -96,3 +98,68 @@ def test_the_rules_use_only_exported_metrics_and_recorded_series_they_define() -
     recorded = {rule["record"] for rule in rules() if "record" in rule}
     referenced = {name for expr in exprs for name in RECORDED_NAME.findall(expr)}
     assert referenced - recorded == set()
+
+
+# -- the dashboard ---------------------------------------------------------------------------
+
+
+def test_the_dashboard_queries_use_only_exported_metrics() -> None:
+    queries = dashboard_queries()
+    used = {name for query in queries for name in METRIC_NAME.findall(query)}
+    assert used - EXPORTED == set()
+    assert not [q for q in queries if RECORDED_NAME.search(q)], "the dashboard needs no rules"
+    # The panels the issue asks for, by the metrics they draw.
+    assert {
+        "db_client_connection_count",
+        "db_client_connection_max",
+        "db_client_connection_pending_requests",
+        "db_client_connection_wait_time_seconds_bucket",
+        "db_client_connection_use_time_seconds_bucket",
+        "db_client_connection_timeouts_total",
+        "pooltender_rejected_total",
+        "pooltender_leaks_suspected_total",
+        "pooltender_connections_leaking",
+        "pooltender_event_loop_blocked_total",
+        "pooltender_held_after_response_total",
+        NEW_GAUGE,
+    } <= used
+
+
+def test_the_dashboard_has_a_prometheus_data_source_variable_and_the_label_variables() -> None:
+    document = dashboard()
+    variables = {v["name"]: v for v in document["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for name in ("job", "instance", "pool_name"):
+        variable = variables[name]
+        assert variable["type"] == "query"
+        assert variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert variable["query"]["query"] == variable["definition"]
+        assert variable["definition"].startswith("label_values(")
+        assert variable["definition"].endswith(f", {name})")
+    assert document["schemaVersion"] >= 39
+    assert document["uid"]
+    assert document["id"] is None
+
+
+def test_every_panel_reads_the_chosen_data_source_and_filters_by_the_variables() -> None:
+    document = dashboard()
+    ids = [p["id"] for p in panels(document["panels"])]
+    assert len(ids) == len(set(ids))
+    drawn = [p for p in panels(document["panels"]) if p["type"] != "row"]
+    assert len(drawn) >= 12
+    for panel in drawn:
+        title = panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, title
+        assert panel["description"], title
+        refs = [t["refId"] for t in panel["targets"]]
+        assert refs and len(refs) == len(set(refs)), title
+        unfiltered = "not filtered by the variables" in panel["description"]
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"], title
+            assert target["legendFormat"], f"{title} {target['refId']}: a legend"
+            filters = [f'{label}=~"${label}"' for label in ("job", "instance", "pool_name")]
+            if not unfiltered:
+                assert all(f in target["expr"] for f in filters), f"{title} {target['refId']}"
+        if any(NEW_GAUGE in t["expr"] for t in panel["targets"]):
+            assert NEW_GAUGE in panel["description"], f"{title}: says its data may be missing"
