@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,19 @@ def test_every_panel_reads_the_chosen_data_source_and_filters_by_the_variables()
                 assert all(f in target["expr"] for f in filters), f"{title} {target['refId']}"
         if any(NEW_GAUGE in t["expr"] for t in panel["targets"]):
             assert NEW_GAUGE in panel["description"], f"{title}: says its data may be missing"
+
+
+# -- the package data ------------------------------------------------------------------------
+
+
+def test_the_wheel_ships_the_rules_and_the_dashboard_under_pooltender_contrib() -> None:
+    """The wheel's ``force-include`` maps each contrib file to the same path under
+    ``pooltender/`` (``importlib.resources.files("pooltender") / "contrib/..."`` in an
+    installed wheel); hatchling refuses to build when a mapped file is missing."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    mapping = project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    shipped = {RULES.relative_to(ROOT).as_posix(), DASHBOARD.relative_to(ROOT).as_posix()}
+    assert set(mapping) == shipped
+    for source, destination in mapping.items():
+        assert (ROOT / source).is_file(), source
+        assert destination == f"pooltender/{source}"
