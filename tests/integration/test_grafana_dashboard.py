@@ -325,7 +325,7 @@ def test_the_alerts_see_the_stressed_instance_and_spare_the_healthy_one(fleet: F
     wait_for(rules_evaluated, "the rules did not evaluate cleanly", fleet)
     wait_for(
         lambda: [f"not raised: {a}" for a in sorted(expected - alerts())],
-        "the stressed instance raised no alert",
+        "the stressed instance did not raise every load alert",
         fleet,
     )
     raised = alerts()
