@@ -51,6 +51,7 @@ services: ## make sure what the integration tests need is installed and up
 	bash scripts/install-chromium.sh
 	bash scripts/install-nginx.sh
 	bash scripts/pgbouncer.sh
+	bash scripts/prometheus.sh
 
 .PHONY: test
 test: $(VENV)/.installed-dev services lint ## the whole suite, on the newest and on the oldest supported SQLAlchemy/FastAPI
