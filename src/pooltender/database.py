@@ -343,8 +343,8 @@ class Database:
 
     async def _read_server_slots(self) -> None:
         assert self._face is not None
-        if self.settings.pgbouncer:
-            return
+        if self.settings.pgbouncer or self.settings.driver.backend == "sqlite":
+            return  # PgBouncer's own limit is what counts there; SQLite has none
         try:
             self.server_slots = await asyncio.wait_for(
                 self._face.server_slots(), self.settings.connect_timeout + 1
