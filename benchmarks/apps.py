@@ -3,7 +3,8 @@
 ``GET /users/{user_id}`` reads one row of ``bench_users`` (created by ``run.py``);
 ``GET /slow`` runs ``SELECT pg_sleep(0.1)`` (the overload scenario).
 
-- ``seed``: the seed's pattern, a plain ``async_sessionmaker`` dependency (pool 5 + 10).
+- ``seed``: the seed's pattern, a plain ``async_sessionmaker`` dependency, no pre-ping,
+  the seed's pool 20 + 10 (``BENCH_SEED_POOL_SIZE``, ``BENCH_SEED_MAX_OVERFLOW``).
 - ``nullpool``: the same, with ``NullPool`` (a new connection per request).
 - ``pooltender``: ``install(app)`` and the ``Session`` dependency.
 - ``connection``: ``install(app)`` and the ``Connection`` dependency (Core).
@@ -43,7 +44,10 @@ def seed_app(*, null_pool: bool = False) -> FastAPI:
     options: dict[str, Any] = (
         {"poolclass": NullPool}
         if null_pool
-        else {"pool_size": 5, "max_overflow": int(os.environ.get("BENCH_SEED_MAX_OVERFLOW", "10"))}
+        else {
+            "pool_size": int(os.environ.get("BENCH_SEED_POOL_SIZE", "20")),
+            "max_overflow": int(os.environ.get("BENCH_SEED_MAX_OVERFLOW", "10")),
+        }
     )
     engine = create_async_engine(URL, **options)
     session_local = async_sessionmaker(engine, expire_on_commit=False)

@@ -29,6 +29,14 @@ CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run
    user's checkout site; the watchdog reads the event-loop thread's frame. ``inspect``
    builds ``FrameInfo`` objects and reads source for every frame: too slow for a
    checkout.
+5. SQLAlchemy's asyncpg adapter ``_start_transaction()``: the coroutine that sends the
+   adapter's own ``BEGIN`` (with the isolation level, ``readonly`` and ``deferrable`` it
+   holds) and records that the transaction has started, so the first statement does
+   not send another. The pre-ping of a checkout that opens a transaction
+   (:mod:`pooltender.ping`) sends that ``BEGIN`` as the liveness check: the request's
+   round trip does the ping's work. The adapter's public ``ping()`` sends three round
+   trips, ``run_async`` reaches only the driver connection, and a ``BEGIN`` sent there
+   would leave the adapter unaware of its transaction.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from .errors import CompatibilityError
 __all__ = [
     "LOGGER_NAMESPACE",
     "POOL_HOOKS",
+    "asyncpg_begin",
     "asyncpg_socket",
     "current_frames",
     "getframe",
@@ -62,6 +71,9 @@ LOGGER_NAMESPACE = "_sqla_logger_namespace"
 
 ASYNCPG_TRANSPORT = "_transport"
 """(3) The attribute of an asyncpg ``Connection`` holding its asyncio transport."""
+
+ASYNCPG_BEGIN = "_start_transaction"
+"""(5) The asyncpg adapter's coroutine method that sends its ``BEGIN``."""
 
 getframe: Callable[[int], FrameType] = sys._getframe
 """(4) ``sys._getframe``."""
@@ -91,6 +103,13 @@ def verify() -> None:
     for hook in POOL_HOOKS:
         if not callable(getattr(QueuePool, hook, None)):
             raise CompatibilityError(f"sqlalchemy.pool.QueuePool.{hook}", "SQLAlchemy")
+    try:
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+    except ImportError:  # pragma: no cover - the dialect ships with SQLAlchemy
+        pass
+    else:
+        if not callable(getattr(AsyncAdapt_asyncpg_connection, ASYNCPG_BEGIN, None)):
+            raise CompatibilityError(f"AsyncAdapt_asyncpg_connection.{ASYNCPG_BEGIN}", "SQLAlchemy")
     for name in ("_getframe", "_current_frames"):
         if not callable(getattr(sys, name, None)):
             raise CompatibilityError(f"sys.{name}", "Python")
@@ -114,3 +133,13 @@ def asyncpg_socket(driver_connection: Any) -> socket.socket | None:
         return None
     sock: socket.socket | None = transport.get_extra_info("socket")
     return sock
+
+
+def asyncpg_begin(dbapi_connection: Any) -> None:
+    """(5) Send the asyncpg adapter's ``BEGIN`` now, as its first statement would.
+
+    A failure raises as the adapter's statements do (a ``DBAPIError`` of the dialect,
+    the driver's ``TimeoutError`` chained); the adapter then has no transaction.
+    """
+    begin = getattr(dbapi_connection, ASYNCPG_BEGIN)
+    dbapi_connection.run_async(lambda _driver_connection: begin())

@@ -150,7 +150,7 @@ def build_engine(
             url, poolclass=GatedQueuePool, **pool_options, **options
         )
     if settings.pool_pre_ping and not settings.is_sqlite_memory:
-        install_pre_ping(sync_engine, window=settings.pre_ping_window)
+        install_pre_ping(sync_engine, window=settings.pre_ping_window, begin=not settings.read_only)
     _install_events(
         sync_engine, settings, on_connect_time, options["connect_args"].get("command_timeout")
     )

@@ -7,17 +7,26 @@ the request gets a working connection instead of an error.
 
 It is a ``checkout`` pool event, the interface SQLAlchemy documents for this ("raise
 ``DisconnectionError`` and the pool replaces the connection"), not SQLAlchemy's own
-``pool_pre_ping``, for three reasons:
+``pool_pre_ping``, for these reasons:
 
-- with asyncpg, SQLAlchemy's ping is ``BEGIN``, ``;``, ``ROLLBACK``: three round
-  trips. Here it is ``SELECT 1`` over the simple protocol (one message, one implicit
-  transaction, no prepared statement: safe behind PgBouncer), run through the
-  adapter's public ``run_async``;
-- a ping that gets no answer within the command timeout (a silent network) counts as
+- no round trip of its own where a transaction follows: a checkout made by one of
+  pooltender's transactions (``Session``, ``Connection``: :func:`transaction_follows`)
+  on asyncpg sends the transaction's own ``BEGIN`` at checkout, and that is the check.
+  Nothing has happened in the transaction yet, so when ``BEGIN`` fails the connection
+  is replaced and the request goes on, on a new one: the request makes the round trips
+  of a plain session (``BEGIN``, its statements, ``COMMIT``), and a dead connection still
+  costs it nothing. Where a per-connection ``readonly``/``deferrable`` option comes
+  after the checkout, the early ``BEGIN`` is rolled back first (one round trip, as
+  asyncpg's adapter does for an isolation level), so the option still holds;
+- elsewhere (``ReadConnection``, the app's own checkouts, other drivers), with asyncpg:
+  ``SELECT 1`` over the simple protocol, not SQLAlchemy's ``BEGIN``, ``;``,
+  ``ROLLBACK`` (three round trips): one message, one implicit transaction, no prepared
+  statement, safe behind PgBouncer, run through the adapter's public ``run_async``;
+- a check that gets no answer within the command timeout (a silent network) counts as
   a lost connection, not as an error the request sees, and the connection is aborted
   at once (a graceful close would wait on the silent peer again);
 - the *window* (``DATABASE_PRE_PING_WINDOW``): a connection returned less than that
-  many seconds ago skips the round trip if it :func:`looks_alive`, as HikariCP's
+  many seconds ago skips the check if it :func:`looks_alive`, as HikariCP's
   ``aliveBypassWindowMs``.
 
 A new connection is not pinged (it has just answered the handshake). Any failure of
@@ -28,9 +37,12 @@ fails with :class:`~pooltender.errors.DatabaseUnreachable`.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import select
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, exc
@@ -39,7 +51,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from . import compat
 
-__all__ = ["RETURNED", "install_pre_ping", "looks_alive"]
+__all__ = ["RETURNED", "install_pre_ping", "looks_alive", "transaction_follows"]
 
 logger = logging.getLogger("pooltender.pool")
 
@@ -51,16 +63,49 @@ is new.
 """
 
 
-def install_pre_ping(engine: Engine, *, window: float = 0.0) -> None:
-    """Check every pooled connection of ``engine`` at checkout (see the module docstring)."""
+_transaction_follows: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "pooltender_transaction_follows", default=False
+)
+
+
+@contextmanager
+def transaction_follows(follows: bool = True) -> Iterator[None]:
+    """Checkouts in this block open a transaction at once (``follows``) or do not.
+
+    Set by :class:`pooltender.sessions.AsyncSessions` around its sessions and
+    connections; the pre-ping then makes the transaction's ``BEGIN`` its check.
+    """
+    previous = _transaction_follows.get()
+    _transaction_follows.set(follows)
+    try:
+        yield
+    finally:
+        # set(), not reset(token): the block may end in another context (a dependency
+        # closed by the framework), where a token would be refused.
+        _transaction_follows.set(previous)
+
+
+def install_pre_ping(engine: Engine, *, window: float = 0.0, begin: bool = True) -> None:
+    """Check every pooled connection of ``engine`` at checkout (see the module docstring).
+
+    ``begin``: let a checkout that opens a transaction send its ``BEGIN`` as the check
+    (asyncpg only; off for a read-only database, whose engine-wide ``readonly`` option
+    SQLAlchemy sets after the checkout).
+    """
     dialect = engine.dialect
     asyncpg = dialect.driver == "asyncpg"
+    begin = begin and asyncpg
 
     def ping(dbapi_connection: Any) -> None:
-        if asyncpg:
+        if begin and _transaction_follows.get() and not dbapi_connection.autocommit:
+            compat.asyncpg_begin(dbapi_connection)
+        elif asyncpg:
             dbapi_connection.run_async(_select_1)
         elif not dialect.do_ping(dbapi_connection):
             raise exc.DisconnectionError("the pre-ping reported the connection unusable")
+
+    if begin:
+        _roll_back_before_characteristics(dialect)
 
     @event.listens_for(engine, "checkin")
     def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -84,7 +129,9 @@ def install_pre_ping(engine: Engine, *, window: float = 0.0) -> None:
         try:
             ping(dbapi_connection)
         except Exception as error:
-            if isinstance(error, TimeoutError) and asyncpg:
+            if asyncpg and (
+                isinstance(error, TimeoutError) or isinstance(error.__cause__, TimeoutError)
+            ):
                 # No answer within the command timeout: the peer may be gone silently.
                 # Abort at once; SQLAlchemy's graceful close would wait on it again.
                 dbapi_connection.driver_connection.terminate()
@@ -94,6 +141,26 @@ def install_pre_ping(engine: Engine, *, window: float = 0.0) -> None:
             raise exc.DisconnectionError(
                 f"pre-ping failed: {type(error).__name__}: {error}"
             ) from error
+
+
+def _roll_back_before_characteristics(dialect: Any) -> None:
+    """Make a connection's ``readonly``/``deferrable`` option apply to its transaction.
+
+    SQLAlchemy sets them on a connection after its checkout, where the early ``BEGIN``
+    has already run; asyncpg's adapter reads them at ``BEGIN``. So the dialect's setters
+    first roll the connection's transaction back (nothing has run in it: SQLAlchemy
+    refuses these options inside a transaction of its own) and the next statement
+    begins a new one with the option. Without an open transaction ``rollback()`` sends
+    nothing.
+    """
+    for name in ("set_readonly", "set_deferrable"):
+        original = getattr(dialect, name)
+
+        def setter(dbapi_connection: Any, value: Any, _original: Any = original) -> None:
+            dbapi_connection.rollback()
+            _original(dbapi_connection, value)
+
+        setattr(dialect, name, setter)
 
 
 async def _select_1(driver_connection: Any) -> None:

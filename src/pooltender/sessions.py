@@ -25,6 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
+from .ping import transaction_follows
+
 __all__ = ["AsyncSessions", "SyncSessions", "finish"]
 
 # Strong references to clean-up tasks that outlive a cancelled caller.
@@ -63,7 +65,8 @@ class AsyncSessions:
         self.refuse()
         session = self.sessionmaker()
         try:
-            yield session
+            with transaction_follows():
+                yield session
             await session.commit()
         except BaseException:
             await finish(session.rollback)
@@ -80,7 +83,8 @@ class AsyncSessions:
             async with bind.begin_nested():
                 yield bind
             return
-        connection = await bind.connect()
+        with transaction_follows():
+            connection = await bind.connect()
         try:
             await connection.begin()
             yield connection
@@ -107,7 +111,8 @@ class AsyncSessions:
             async with bind.begin_nested():
                 yield bind
             return
-        connection = await bind.connect()
+        with transaction_follows(False):
+            connection = await bind.connect()
         try:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection

@@ -10,6 +10,10 @@ in-process or with a subprocess service) can drive it::
     proxy.restore()               # traffic flows again
     proxy.stop()
 
+``round_trips`` counts the server's ``ReadyForQuery`` messages (PostgreSQL's wire
+protocol, unencrypted: ``?ssl=disable``): one per round trip the client waited for,
+one per connection's start-up included; ``reset_counts()`` starts again.
+
 ``upstream_ports`` are the local ports of the proxy's connections to the server:
 ``pg_stat_activity.client_port`` names exactly the backends behind the proxy.
 """
@@ -51,6 +55,7 @@ class Proxy:
         self.target_port = target_port
         self.port = 0
         self.connections_accepted = 0
+        self.round_trips = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
         self._server: asyncio.base_events.Server | None = None
@@ -89,6 +94,11 @@ class Proxy:
         self._blackhole = False
         if self._server is None:
             self._call(self._listen())
+
+    def reset_counts(self) -> None:
+        """Zero ``connections_accepted`` and ``round_trips`` (between two measurements)."""
+        self.connections_accepted = 0
+        self.round_trips = 0
 
     @property
     def upstream_ports(self) -> set[int]:
@@ -168,16 +178,22 @@ class Proxy:
             return
         link.tasks = [
             asyncio.create_task(self._pump(reader, up_writer, link)),
-            asyncio.create_task(self._pump(up_reader, writer, link)),
+            asyncio.create_task(self._pump(up_reader, writer, link, _ReadyCounter(self))),
         ]
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: _Link,
+        counter: _ReadyCounter | None = None,
     ) -> None:
         try:
             while data := await reader.read(_BUFFER):
                 if self._blackhole:
                     continue
+                if counter is not None:
+                    counter.feed(data)
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.CancelledError):
@@ -187,6 +203,40 @@ class Proxy:
                 self._links.discard(link)
                 for other in link.writers():
                     _close(other, reset=False)
+
+
+class _ReadyCounter:
+    """Frames the server-to-client stream (type byte, 4-byte length) and counts ``Z``.
+
+    A server that answers an SSL request sends one bare byte first (``N``: no TLS);
+    a stream that turns out to be TLS is not counted.
+    """
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.buffer = b""
+        self.first = True
+        self.opaque = False
+
+    def feed(self, data: bytes) -> None:
+        if self.opaque:
+            return
+        buffer = self.buffer + data
+        if self.first and buffer:
+            self.first = False
+            if buffer[:1] == b"S":  # TLS accepted: nothing readable follows
+                self.opaque = True
+                return
+            if buffer[:1] == b"N":
+                buffer = buffer[1:]
+        while len(buffer) >= 5:
+            length = struct.unpack("!I", buffer[1:5])[0]
+            if len(buffer) < 1 + length:
+                break
+            if buffer[:1] == b"Z":
+                self.proxy.round_trips += 1
+            buffer = buffer[1 + length :]
+        self.buffer = buffer
 
 
 def _close(writer: asyncio.StreamWriter, *, reset: bool) -> None:

@@ -173,3 +173,9 @@ def test_the_private_name_scan_finds_what_it_looks_for() -> None:
     for name in ("_max_overflow", "_pre_ping", "_dialect", "_dec_overflow", "_current_tasks"):
         assert name in private, name
     assert sys.version_info >= (3, 11)
+
+
+def test_the_asyncpg_adapter_has_the_begin_the_pre_ping_sends() -> None:
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    assert asyncio.iscoroutinefunction(getattr(AsyncAdapt_asyncpg_connection, compat.ASYNCPG_BEGIN))
