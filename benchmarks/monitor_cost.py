@@ -1,7 +1,13 @@
 """What the pool monitor costs: throughput, microseconds per checkout, memory.
 
     PYTHONPATH=src python benchmarks/monitor_cost.py [--requests 3000] [--checkouts 1000000]
+        [--rounds 3] [--stack-only]
 
+0. In the real stack: the CPU time spent inside the monitor's checkout and check-in
+   listeners per request of the FastAPI service below (monitoring on, the listeners
+   timed where they run: each ``Session`` request's checkout from inside the async
+   engine's greenlet, the site walk included). The steadiest figure here: it times
+   only the monitor's own code.
 1. Throughput: the same FastAPI service (``/users/{user_id}`` with a ``Session`` doing
    ``SELECT``, aiosqlite, 10 concurrent in-process clients), monitoring on vs off
    (``POOLTENDER_MONITOR``), alternating rounds; best and median of each.
@@ -22,6 +28,7 @@ import time
 import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -65,6 +72,68 @@ async def throughput(url: str, monitor: bool, requests: int, concurrency: int = 
     return per_worker * concurrency / elapsed
 
 
+async def in_stack(url: str, requests: int) -> float:
+    """Microseconds per request spent in the monitor's listeners (see 0. above): the
+    median checkout listener plus the median check-in listener, each call timed with
+    ``perf_counter`` (a median, so a call the busy machine preempted does not count),
+    less what the timing itself costs."""
+    checkouts: list[float] = []
+    returns: list[float] = []
+    on_checkout, on_return = PoolMonitor._on_checkout, PoolMonitor._on_return
+    clock = time.perf_counter
+
+    # Compiled under a "<...>" name: the site walk skips these frames as library ones,
+    # so the sites (and the walk's length) are those of an untimed run.
+    namespace: dict[str, Any] = {"clock": clock, "checkouts": checkouts, "returns": returns}
+    namespace.update(on_checkout=on_checkout, on_return=on_return)
+    exec(
+        compile(
+            "def timed_checkout(self, *args):\n"
+            "    start = clock()\n"
+            "    on_checkout(self, *args)\n"
+            "    checkouts.append(clock() - start)\n"
+            "def timed_return(self, *args):\n"
+            "    start = clock()\n"
+            "    on_return(self, *args)\n"
+            "    returns.append(clock() - start)\n",
+            "<timed listeners>",
+            "exec",
+        ),
+        namespace,
+    )
+    timed_checkout, timed_return = namespace["timed_checkout"], namespace["timed_return"]
+
+    def nothing() -> None:
+        pass
+
+    calibration: list[float] = []
+    for _ in range(10_000):
+        start = clock()
+        nothing()
+        calibration.append(clock() - start)
+    overhead = statistics.median(calibration)
+    PoolMonitor._on_checkout = timed_checkout  # type: ignore[method-assign]
+    PoolMonitor._on_return = timed_return  # type: ignore[method-assign]
+    try:
+        app = make_app(url, True)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+            async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+
+                async def worker(w: int, n: int) -> None:
+                    for i in range(n):
+                        assert (await client.get(f"/users/{w * n + i}")).status_code == 200
+
+                await asyncio.gather(*(worker(w, 50) for w in range(10)))  # warm-up
+                checkouts.clear()
+                returns.clear()
+                await asyncio.gather(*(worker(w, requests // 10) for w in range(10)))
+    finally:
+        PoolMonitor._on_checkout = on_checkout  # type: ignore[method-assign]
+        PoolMonitor._on_return = on_return  # type: ignore[method-assign]
+    return (statistics.median(checkouts) + statistics.median(returns) - 2 * overhead) * 1e6
+
+
 def checkout_loop(url: str, monitor: bool, n: int) -> float:
     engine = build_engine(DatabaseSettings(url=url, pool_pre_ping=False))
     watcher = PoolMonitor("bench", leak_threshold=30)
@@ -106,11 +175,19 @@ def main() -> None:
     parser.add_argument("--checkouts", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--throughput-only", action="store_true")
+    parser.add_argument("--stack-only", action="store_true", help="only the figure of 0.")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pooltender-bench-"))
     async_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
     sync_url = f"sqlite:///{tmp}/bench-sync.db"
 
+    stack = [asyncio.run(in_stack(async_url, args.requests)) for _ in range(args.rounds)]
+    print(
+        f"monitor listeners per async request, in the real stack: {min(stack):.2f} us "
+        f"(rounds: {[round(x, 2) for x in stack]})"
+    )
+    if args.stack_only:
+        return
     on, off = [], []
     for _ in range(args.rounds):
         off.append(asyncio.run(throughput(async_url, False, args.requests)))

@@ -156,6 +156,7 @@ class PoolMonitor:
         self._retired = _Stats()
         # Taken by readers and by a thread's exit, never by a checkout or check-in.
         self._merge_lock = threading.Lock()
+        self._reclaimed = self._on_reclaimed  # one bound method, not one per checkout
 
     def __repr__(self) -> str:
         return f"<PoolMonitor {self.database!r} held={len(self.held)}>"
@@ -217,7 +218,7 @@ class PoolMonitor:
         context = current_request.get()
         held = Checkout(next(self._ids), now, route_of(context), context, capture(getframe(1)))
         key = id(record)
-        ref = _FairyRef(proxy, self._on_reclaimed)
+        ref = _FairyRef(proxy, self._reclaimed)
         ref.key = key
         held.ref = ref
         self.held[key] = held
