@@ -22,7 +22,8 @@ SURFACE = {
     ],
     "pooltender.fastapi": [
         "Connection", "ReadConnection", "Session", "SessionMaker", "SyncSession",
-        "connection_for", "dashboard_router", "databases", "install", "read_connection_for",
+        "connection_for", "dashboard_router", "databases", "finish_when_abandoned", "install",
+        "read_connection_for",
         "session_for", "sessionmaker_for", "sync_session_for",
     ],
     "pooltender.metrics": ["METRICS", "PoolCollector"],

@@ -18,6 +18,7 @@ from .._extras import require
 require("fastapi", "fastapi")
 
 from ..dashboard import dashboard_router as dashboard_router  # noqa: E402
+from .abandoned import finish_when_abandoned as finish_when_abandoned  # noqa: E402
 from .dependencies import Connection as Connection  # noqa: E402
 from .dependencies import ReadConnection as ReadConnection  # noqa: E402
 from .dependencies import Session as Session  # noqa: E402
@@ -40,6 +41,7 @@ __all__ = [
     "connection_for",
     "dashboard_router",
     "databases",
+    "finish_when_abandoned",
     "install",
     "read_connection_for",
     "session_for",

@@ -19,6 +19,7 @@ from ..errors import DatabaseUnavailable, PooltenderError
 from ..metrics import PoolCollector
 from ..settings import PooltenderSettings, load_pooltender_settings
 from ..workers import Publisher, WorkerSnapshots
+from .abandoned import CancelOnDisconnect
 from .debug import DebugAccess, debug_router
 from .gate import AdmissionGate, unavailable_response
 from .middleware import RequestContextMiddleware
@@ -74,6 +75,9 @@ def install(
     - A middleware records each request's route template for the pool monitor, and
       :class:`~pooltender.fastapi.gate.AdmissionGate` answers ``503`` before routing
       a request whose database's pool is exhausted with its wait queue full.
+    - :class:`~pooltender.fastapi.abandoned.CancelOnDisconnect` cancels a request's work
+      when its client disconnects before the response (opt out per route with
+      :func:`~pooltender.fastapi.finish_when_abandoned`).
     """
     if getattr(app.state, "pooltender_installed", False):
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
@@ -119,6 +123,7 @@ def install(
     app.add_exception_handler(DatabaseUnavailable, database_unavailable_handler)  # type: ignore[arg-type]
     if options.monitor:
         app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CancelOnDisconnect)  # a client gone: its statement cancelled
     app.add_middleware(AdmissionGate)  # outermost: refusals skip everything else
     if health_prefix is not None:
         app.include_router(health_router(), prefix=health_prefix)
