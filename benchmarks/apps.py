@@ -116,7 +116,8 @@ def pooltender_app(kind: str) -> FastAPI:
 def asyncpg_app() -> FastAPI:
     import asyncpg
 
-    dsn = URL.replace("postgresql+asyncpg://", "postgresql://")
+    # libpq's spelling of SQLAlchemy's asyncpg ``ssl`` query option
+    dsn = URL.replace("postgresql+asyncpg://", "postgresql://").replace("ssl=", "sslmode=")
     pools: list[asyncpg.Pool] = []
 
     @contextlib.asynccontextmanager

@@ -4,14 +4,18 @@
 
 Prints Markdown tables and writes ``benchmarks/results.json``. Needs PostgreSQL
 (``BENCH_DATABASE_URL``, default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``)
-and ``wrk`` (Debian: ``apt-get install wrk``). Each app is a real uvicorn server
+and ``wrk`` (``scripts/install-wrk.sh``). Each app is a real uvicorn server
 (1 worker) on an ephemeral port, started and stopped in turn: by default with uvloop
-and httptools, as ``uvicorn[standard]`` (and ``fastapi[standard]``) run in production;
-``--server plain`` for the pure-Python asyncio loop and h11.
+and httptools, as ``uvicorn[standard]`` (and ``fastapi[standard]``) run in production,
+and with the pure-Python asyncio loop and h11 (``--server plain``); ``--server both``
+(the default) runs the two in the same run, rounds interleaved (``--rounds``).
 
 1. connect: a new connection + ``SELECT 1`` vs a pooled checkout + ``SELECT 1``.
 2. http: ``GET /users/{id}`` under ``wrk``: seed-style app, pooltender ``Session``,
-   ``Connection``, ``ReadConnection``, ``NullPool``, raw asyncpg pool.
+   ``Connection``, ``ReadConnection``, ``NullPool``, raw asyncpg pool; beside each
+   throughput, the server's CPU per request and the round trips per request to
+   PostgreSQL (counted apart, through a proxy that reads the protocol:
+   ``tests/support/proxy.py``).
 3. overload: 200 clients on a 100 ms query, pool 5: seed-style vs pooltender.
 """
 
@@ -33,11 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+from tests.support.proxy import Proxy  # noqa: E402
 
 from benchmarks.apps import URL, metadata, users  # noqa: E402
 from pooltender import Database, DatabaseSettings  # noqa: E402
@@ -56,6 +63,10 @@ HTTP_APPS: dict[str, tuple[str, dict[str, str]]] = {
     "pooltender ReadConnection, pre-ping window 0.5 s": ("readonly", WINDOW),
     "NullPool": ("nullpool", {}),
     "raw asyncpg pool (ceiling)": ("asyncpg", {}),
+}
+SERVER_LABELS = {
+    "standard": "uvicorn with uvloop + httptools",
+    "plain": "uvicorn with asyncio + h11",
 }
 SERVER_OPTIONS = {
     "standard": ["--loop", "uvloop", "--http", "httptools"],
@@ -167,6 +178,7 @@ class Server:
             **os.environ,
             "BENCH_APP": app,
             "DATABASE_URL": URL,
+            "BENCH_DATABASE_URL": URL,
             "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}",
             **(env or {}),
         }
@@ -243,18 +255,72 @@ def wrk(port: int, path: str, duration: float, connections: int) -> dict[str, An
     return result
 
 
-def http_throughput(duration: float, connections: int, server_kind: str) -> dict[str, Any]:
-    results = {}
-    for app, (kind, env) in HTTP_APPS.items():
-        with Server(kind, env, server_kind) as server:
-            wrk(server.port, "/users/7", 2, connections)  # warm-up
-            cpu_before = server.cpu_seconds()
-            results[app] = wrk(server.port, "/users/7", duration, connections)
-            served = results[app]["requests"]
-            cpu = server.cpu_seconds() - cpu_before
-            results[app]["cpu_us_per_request"] = cpu / served * 1e6 if served else None
-        print(f"  {app}: {results[app]['rps']:.0f} req/s", file=sys.stderr)
+def http_throughput(
+    duration: float, connections: int, servers: list[str], rounds: int
+) -> dict[str, Any]:
+    """Each app on each server, ``rounds`` times, interleaved; medians per app and server,
+    and each round's ratio to the seed-style app of the same round and server."""
+    samples: dict[str, dict[str, list[dict[str, Any]]]] = {
+        server: {app: [] for app in HTTP_APPS} for server in servers
+    }
+    for round_ in range(rounds):
+        for server_kind in servers:
+            for app, (kind, env) in HTTP_APPS.items():
+                with Server(kind, env, server_kind) as server:
+                    wrk(server.port, "/users/7", 2, connections)  # warm-up
+                    cpu_before = server.cpu_seconds()
+                    result = wrk(server.port, "/users/7", duration, connections)
+                    served = result["requests"]
+                    cpu = server.cpu_seconds() - cpu_before
+                    result["cpu_us_per_request"] = cpu / served * 1e6 if served else None
+                samples[server_kind][app].append(result)
+                print(
+                    f"  round {round_ + 1} {server_kind} {app}: {result['rps']:.0f} req/s",
+                    file=sys.stderr,
+                )
+    results: dict[str, Any] = {}
+    for server_kind, apps in samples.items():
+        seed = apps[next(iter(HTTP_APPS))]
+        table = {}
+        for app, runs in apps.items():
+            row = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
+            row["cpu_us_per_request"] = statistics.median(
+                r["cpu_us_per_request"] or 0 for r in runs
+            )
+            row["non_2xx"] = sum(r["non_2xx"] for r in runs)
+            row["rps_ratios"] = [r["rps"] / s["rps"] for r, s in zip(runs, seed, strict=True)]
+            row["cpu_ratios"] = [
+                (s["cpu_us_per_request"] or 0) / (r["cpu_us_per_request"] or 1)
+                for r, s in zip(runs, seed, strict=True)
+            ]
+            table[app] = row
+        results[server_kind] = table
     return results
+
+
+def round_trips(requests: int = 100) -> dict[str, float]:
+    """Round trips to PostgreSQL per ``GET /users/{id}``, each app through a proxy that
+    counts the server's ReadyForQuery messages (TLS off so it can read them)."""
+    figures = {}
+    for app, (kind, env) in HTTP_APPS.items():
+        with Proxy() as proxy:
+            url = (
+                make_url(URL)
+                .set(host="127.0.0.1", port=proxy.port)
+                .update_query_dict({"ssl": "disable"})
+                .render_as_string(hide_password=False)
+            )
+            overrides = {**env, "DATABASE_URL": url, "BENCH_DATABASE_URL": url}
+            with Server(kind, overrides, "standard") as server:
+                for _ in range(10):
+                    urllib.request.urlopen(f"http://127.0.0.1:{server.port}/users/7").read()
+                time.sleep(0.3)
+                proxy.reset_counts()
+                for _ in range(requests):
+                    urllib.request.urlopen(f"http://127.0.0.1:{server.port}/users/7").read()
+                time.sleep(0.3)  # a session closed after its response
+                figures[app] = (proxy.round_trips - proxy.connections_accepted) / requests
+    return figures
 
 
 # -- 4. overload -------------------------------------------------------------------------
@@ -282,7 +348,7 @@ def overload(duration: float, clients: int, server_kind: str) -> dict[str, Any]:
     runs = {
         "seed (pool 5, overflow 0, timeout 30 s)": (
             "seed",
-            {"BENCH_SEED_MAX_OVERFLOW": "0"},
+            {"BENCH_SEED_POOL_SIZE": "5", "BENCH_SEED_MAX_OVERFLOW": "0"},
             False,
         ),
         "pooltender": ("pooltender", OVERLOAD_ENV, False),
@@ -357,23 +423,29 @@ def report(results: dict[str, Any]) -> str:
             *(f"| {name} | {us:.0f} | {seed_us / us:.2f}x |" for name, us in p.items()),
             "",
         ]
-    if "http" in results:
-        h = results["http"]
-        seed = next(iter(h.values()))["rps"]
+    trips = results.get("round_trips", {})
+    for server_kind, h in results.get("http", {}).items():
+        seed = next(iter(h.values()))
         lines += [
-            "| GET /users/{id} | req/s | vs seed | server CPU us/req | vs seed "
-            "| p50 ms | p90 ms | p99 ms | non-2xx |",
+            f"`GET /users/{{id}}`, {SERVER_LABELS[server_kind]} (median of "
+            f"{len(seed['rps_ratios'])} interleaved rounds; ratios: each round's, vs the "
+            "seed-style app of that round)",
+            "",
+            "| app | req/s | vs seed (rounds) | server CPU us/req | seed's CPU / app's (rounds) "
+            "| round trips/req | p50 ms | p99 ms | non-2xx |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        seed_cpu = next(iter(h.values())).get("cpu_us_per_request") or 0
-        lines += [
-            f"| {app} | {r['rps']:.0f} | {r['rps'] / seed:.2f}x "
-            f"| {r.get('cpu_us_per_request') or 0:.0f} "
-            f"| {seed_cpu / (r.get('cpu_us_per_request') or seed_cpu or 1):.2f}x "
-            f"| {r.get('p50_ms', 0):.2f} "
-            f"| {r.get('p90_ms', 0):.2f} | {r.get('p99_ms', 0):.2f} | {r['non_2xx']} |"
-            for app, r in h.items()
-        ]
+        for app, r in h.items():
+            rps_ratios = ", ".join(f"{x:.2f}" for x in r["rps_ratios"])
+            cpu_ratios = ", ".join(f"{x:.2f}" for x in r["cpu_ratios"])
+            trip = trips.get(app)
+            lines.append(
+                f"| {app} | {r['rps']:.0f} | {r['rps'] / seed['rps']:.2f}x ({rps_ratios}) "
+                f"| {r['cpu_us_per_request']:.0f} "
+                f"| {seed['cpu_us_per_request'] / (r['cpu_us_per_request'] or 1):.2f}x "
+                f"({cpu_ratios}) | {'-' if trip is None else f'{trip:.2f}'} "
+                f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']} |"
+            )
         lines.append("")
     if "overload" in results:
         lines += [
@@ -399,12 +471,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--clients", type=int, default=200, help="overload clients")
     parser.add_argument("--only", default="connect,http,overload")
-    parser.add_argument("--server", choices=sorted(SERVER_OPTIONS), default="standard")
+    parser.add_argument("--server", choices=[*sorted(SERVER_OPTIONS), "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved http rounds")
     parser.add_argument("--max-waiting", default=OVERLOAD_ENV["DATABASE_MAX_WAITING"])
     parser.add_argument("--pool-timeout", default=OVERLOAD_ENV["DATABASE_POOL_TIMEOUT"])
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args()
     parts = set(args.only.split(","))
+    servers = sorted(SERVER_OPTIONS, reverse=True) if args.server == "both" else [args.server]
     OVERLOAD_ENV["DATABASE_MAX_WAITING"] = str(args.max_waiting)
     OVERLOAD_ENV["DATABASE_POOL_TIMEOUT"] = str(args.pool_timeout)
     results: dict[str, Any] = {
@@ -413,7 +487,8 @@ def main() -> None:
         "settings": {
             "overload": OVERLOAD_ENV,
             "wrk_connections": args.connections,
-            "server": f"uvicorn {' '.join(SERVER_OPTIONS[args.server])}",
+            "servers": servers,
+            "rounds": args.rounds,
             "duration": args.duration,
         },
     }
@@ -423,9 +498,10 @@ def main() -> None:
             results["connect"] = asyncio.run(connect_vs_pooled(300))
             results["paths"] = asyncio.run(request_paths(300))
         if "http" in parts:
-            results["http"] = http_throughput(args.duration, args.connections, args.server)
+            results["round_trips"] = round_trips()
+            results["http"] = http_throughput(args.duration, args.connections, servers, args.rounds)
         if "overload" in parts:
-            results["overload"] = overload(args.duration, args.clients, args.server)
+            results["overload"] = overload(args.duration, args.clients, servers[0])
     finally:
         asyncio.run(teardown())
     Path(args.output).write_text(json.dumps(results, indent=2))
