@@ -138,9 +138,9 @@ class DatabaseSettings(_Settings):
         "socket (a terminated backend's FATAL error does), one `select()` call; HikariCP's "
         "`aliveBypassWindowMs`. Faster (see [performance](docs/performance.md)), but a "
         "backend killed an instant before a checkout, its FATAL error still on the way, "
-        "fails that request. `0`: every checkout is pinged (with asyncpg one `SELECT 1` "
-        "over the simple protocol, PgBouncer-safe), so a backend killed between requests "
-        "costs no request",
+        "fails that request. `0`: every checkout is checked (with asyncpg: a `Session`'s or "
+        "`Connection`'s own `BEGIN`, else one `SELECT 1` over the simple protocol, "
+        "PgBouncer-safe), so a backend killed between requests costs no request",
         ge=0,
     )
     max_waiting: int | None = option(
