@@ -4,9 +4,10 @@ A client that disconnects (a timeout, a closed tab, a load balancer giving up) d
 stop an ASGI app: the route runs to its end and holds its database connection while it
 does, keeping capacity from the clients still waiting. :class:`CancelOnDisconnect` (a
 pure ASGI middleware that ``install(app)`` adds) is the only reader of the request's
-``receive`` channel: it hands the body on to the app unchanged, and when the server
-reports ``http.disconnect`` before the response has been sent in full, it cancels the
-request's cancel scope. The route's pending statement is then cancelled on the server
+``receive`` channel once the app has the request's body (at once for a request without
+one): it hands the body on to the app unchanged, and when the server reports
+``http.disconnect`` before the response has been sent in full, it cancels the request's
+task. The route's pending statement is then cancelled on the server
 (asyncpg sends a cancel request when its query is cancelled; SQLAlchemy discards the
 connection, which the pool replaces), the transaction rolls back, and the connection's
 slot is free a moment later.
@@ -20,8 +21,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import anyio
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,55 +48,79 @@ class CancelOnDisconnect:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        task = asyncio.current_task()
+        if scope["type"] != "http" or task is None:
             await self.app(scope, receive, send)
             return
-        messages: asyncio.Queue[Message] = asyncio.Queue()
-        done = gone = stopped = False
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[Message] = loop.create_future()
+        pending: list[Message] = []  # read by the watcher, not yet by the app
+        done = cancelled = stopped = False
+        watcher: asyncio.Task[None] | None = None
 
-        with anyio.CancelScope() as cancel_scope:
+        async def watch() -> None:
+            nonlocal cancelled, stopped
+            while True:
+                try:
+                    message = await receive()
+                except Exception:  # the server's channel broke: as good as gone
+                    message = {"type": "http.disconnect"}
+                if message["type"] == "http.disconnect":
+                    gone.set_result(message)
+                    endpoint = scope.get("endpoint")
+                    if not done and not getattr(endpoint, FINISH_ATTRIBUTE, False):
+                        cancelled = True
+                        task.cancel()
+                    return
+                pending.append(message)
+                if len(pending) > 1:
+                    # More body after the last part: not a server that waits for the
+                    # disconnect (a test harness). Let the app read on by itself.
+                    stopped = True
+                    return
 
-            async def watch() -> None:
-                nonlocal gone, stopped
-                complete = False
-                while True:
-                    try:
-                        message = await receive()
-                    except Exception:  # the server's channel broke: as good as gone
-                        message = {"type": "http.disconnect"}
-                    kind = message["type"]
-                    if kind == "http.request" and complete:
-                        # More body after the last part: not a server that reports a
-                        # disconnect this way (a test harness). Let the app read on.
-                        stopped = True
-                        messages.put_nowait(message)
-                        return
-                    messages.put_nowait(message)
-                    if kind == "http.request" and not message.get("more_body"):
-                        complete = True
-                    if kind == "http.disconnect":
-                        gone = True
-                        endpoint = scope.get("endpoint")
-                        if not done and not getattr(endpoint, FINISH_ATTRIBUTE, False):
-                            cancel_scope.cancel()
-                        return
+        async def receive_for_app() -> Message:
+            nonlocal watcher
+            if watcher is None or stopped:
+                if pending:
+                    return pending.pop(0)
+                message = await receive()
+                if (
+                    watcher is None
+                    and message["type"] == "http.request"
+                    and not message.get("more_body")
+                ):  # the body read: watch from now on
+                    watcher = loop.create_task(watch())
+                return message
+            if pending:
+                return pending.pop(0)
+            return await asyncio.shield(gone)
 
-            async def send_and_note(message: Message) -> None:
-                nonlocal done
-                if message["type"] == "http.response.body" and not message.get("more_body"):
-                    done = True
-                await send(message)
-
-            async def receive_queued() -> Message:
-                if not messages.empty() or not (gone or stopped):
-                    return await messages.get()
-                if stopped:
-                    return await receive()
-                return {"type": "http.disconnect"}
-
-            watcher = asyncio.ensure_future(watch())
-            try:
-                await self.app(scope, receive_queued, send_and_note)
-            finally:
+        async def send_and_note(message: Message) -> None:
+            nonlocal done
+            if message["type"] == "http.response.body" and not message.get("more_body"):
                 done = True
-                watcher.cancel()
+            await send(message)
+
+        if not _has_body(scope):
+            watcher = loop.create_task(watch())  # its one empty body part goes to pending
+        try:
+            await self.app(scope, receive_for_app, send_and_note)
+        except asyncio.CancelledError:
+            if cancelled and task.uncancel() == 0:
+                return  # our own cancellation: the client has gone, nothing to answer
+            raise
+        finally:
+            done = True
+            if watcher is not None and not watcher.done():
+                # A server answers the pending receive() once the response is complete
+                # (uvicorn: http.disconnect), which ends the watcher without the cost
+                # of a cancellation; one turn of the loop later, cancel it if not.
+                loop.call_soon(watcher.cancel)
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            return True
+    return False
