@@ -82,7 +82,7 @@ def pooltender_app(kind: str) -> FastAPI:
     from pooltender.fastapi import Connection, ReadConnection, Session, install
 
     app = FastAPI()
-    install(app)
+    install(app, cancel_abandoned=os.environ.get("BENCH_CANCEL_ABANDONED", "false") == "true")
 
     if kind == "pooltender":
 

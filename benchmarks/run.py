@@ -58,9 +58,17 @@ HTTP_APPS: dict[str, tuple[str, dict[str, str]]] = {
         "pooltender",
         {**WINDOW, "POOLTENDER_MONITOR": "false"},
     ),
+    "pooltender Session, cancel_abandoned=True": (
+        "pooltender",
+        {"BENCH_CANCEL_ABANDONED": "true"},
+    ),
     "pooltender Connection": ("connection", {}),
     "pooltender ReadConnection": ("readonly", {}),
     "pooltender ReadConnection, pre-ping window 0.5 s": ("readonly", WINDOW),
+    "pooltender ReadConnection, cancel_abandoned=True": (
+        "readonly",
+        {"BENCH_CANCEL_ABANDONED": "true"},
+    ),
     "NullPool": ("nullpool", {}),
     "raw asyncpg pool (ceiling)": ("asyncpg", {}),
 }
@@ -473,11 +481,19 @@ def main() -> None:
     parser.add_argument("--only", default="connect,http,overload")
     parser.add_argument("--server", choices=[*sorted(SERVER_OPTIONS), "both"], default="both")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved http rounds")
+    parser.add_argument(
+        "--apps", default="", help="comma-separated http apps to keep (the seed always runs)"
+    )
     parser.add_argument("--max-waiting", default=OVERLOAD_ENV["DATABASE_MAX_WAITING"])
     parser.add_argument("--pool-timeout", default=OVERLOAD_ENV["DATABASE_POOL_TIMEOUT"])
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args()
     parts = set(args.only.split(","))
+    if args.apps:
+        wanted = args.apps.split(",")
+        for i, name in enumerate(list(HTTP_APPS)):
+            if i and name not in wanted:
+                del HTTP_APPS[name]
     servers = sorted(SERVER_OPTIONS, reverse=True) if args.server == "both" else [args.server]
     OVERLOAD_ENV["DATABASE_MAX_WAITING"] = str(args.max_waiting)
     OVERLOAD_ENV["DATABASE_POOL_TIMEOUT"] = str(args.pool_timeout)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from pooltender.fastapi import Session, databases, finish_when_abandoned, install
+from pooltender.fastapi import Session, databases, install
 
 app = FastAPI()
 install(app)
@@ -91,33 +91,3 @@ async def pool(request: Request) -> dict[str, int]:
         "overflow": sa_pool.overflow(),  # type: ignore[attr-defined]
         "waiting": database.wait_queue.waiting,
     }
-
-
-WRITES = os.environ.get("T5_WRITES", "t5_writes")
-
-
-async def _write_sleep_write(session: Session, key: str, seconds: float) -> None:
-    # Two rows around a sleep: an abandoned request must leave neither.
-    insert = text(f"INSERT INTO {WRITES} (key) VALUES (:k)")
-    await session.execute(insert, {"k": key})
-    await session.execute(text("SELECT pg_sleep(CAST(:s AS float))"), {"s": seconds})
-    await session.execute(insert, {"k": key})
-
-
-@app.post("/write-slowly")
-async def write_slowly(
-    key: str, seconds: Annotated[float, Query(ge=0, le=2)], session: Session
-) -> dict[str, str]:
-    """Write, sleep, write: cancelled (and rolled back) when the client goes away."""
-    await _write_sleep_write(session, key, seconds)
-    return {"key": key}
-
-
-@app.post("/write-slowly-to-the-end")
-@finish_when_abandoned
-async def write_slowly_to_the_end(
-    key: str, seconds: Annotated[float, Query(ge=0, le=2)], session: Session
-) -> dict[str, str]:
-    """The same, opted out: it commits even when the client has gone."""
-    await _write_sleep_write(session, key, seconds)
-    return {"key": key}

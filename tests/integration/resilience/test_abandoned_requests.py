@@ -62,7 +62,8 @@ def writes(admin: psycopg.Connection) -> Iterator[str]:
 
 @pytest.fixture
 def service(proxy: Proxy, writes: str) -> Iterator[Service]:
-    with Service({"DATABASE_URL": proxied_url(proxy), "T5_WRITES": writes}) as service:
+    env = {"DATABASE_URL": proxied_url(proxy), "T5_WRITES": writes}
+    with Service(env, app="tests.support.write_app:app") as service:
         yield service
 
 

@@ -1,4 +1,5 @@
-"""Fault 5: the client goes away in the middle of a slow query."""
+"""Fault 5: the client goes away in the middle of a slow query (the default: the route
+runs to its end; with ``cancel_abandoned=True``: ``test_abandoned_requests.py``)."""
 
 from __future__ import annotations
 
