@@ -29,6 +29,11 @@ CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run
    user's checkout site; the watchdog reads the event-loop thread's frame. ``inspect``
    builds ``FrameInfo`` objects and reads source for every frame: too slow for a
    checkout.
+5. ``sqlalchemy.util.await_only`` (2.0; ``await_`` in 2.1, where ``await_only`` stays as
+   an alias): awaits from the synchronous pool code SQLAlchemy runs inside its asyncio
+   greenlet. pooltender's async pool waits for a connection handed to it in turn (first
+   come, first served) on an asyncio future; the pool API is synchronous, and
+   ``AdaptedConnection.run_async`` needs a connection, which a waiting checkout has not.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from importlib import metadata
 from types import FrameType
 from typing import Any
 
+from sqlalchemy import util as sa_util
 from sqlalchemy.pool import QueuePool
 
 from .errors import CompatibilityError
@@ -48,6 +54,7 @@ __all__ = [
     "LOGGER_NAMESPACE",
     "POOL_HOOKS",
     "asyncpg_socket",
+    "await_",
     "current_frames",
     "getframe",
     "verify",
@@ -68,6 +75,11 @@ getframe: Callable[[int], FrameType] = sys._getframe
 
 current_frames: Callable[[], dict[int, FrameType]] = sys._current_frames
 """(4) ``sys._current_frames``."""
+
+await_: Callable[[Any], Any] | None = getattr(sa_util, "await_", None) or getattr(
+    sa_util, "await_only", None
+)
+"""(5) SQLAlchemy's await from synchronous code inside its greenlet (``None`` if gone)."""
 
 _verified = False
 
@@ -91,6 +103,8 @@ def verify() -> None:
     for hook in POOL_HOOKS:
         if not callable(getattr(QueuePool, hook, None)):
             raise CompatibilityError(f"sqlalchemy.pool.QueuePool.{hook}", "SQLAlchemy")
+    if not callable(await_):
+        raise CompatibilityError("sqlalchemy.util.await_only", "SQLAlchemy")
     for name in ("_getframe", "_current_frames"):
         if not callable(getattr(sys, name, None)):
             raise CompatibilityError(f"sys.{name}", "Python")

@@ -77,6 +77,19 @@ def test_the_frame_functions_behave() -> None:
     assert frames[threading.get_ident()].f_code.co_name == "test_the_frame_functions_behave"
 
 
+async def test_await_runs_a_coroutine_from_sync_code_in_sqlalchemys_greenlet() -> None:
+    from sqlalchemy.util import greenlet_spawn
+
+    assert compat.await_ is not None
+
+    def sync_code() -> int:
+        assert compat.await_ is not None
+        result: int = compat.await_(asyncio.sleep(0.01, result=7))
+        return result
+
+    assert await greenlet_spawn(sync_code) == 7
+
+
 def test_the_current_task_of_a_loop_is_readable_from_another_thread() -> None:
     """The watchdog names the route of the task the loop runs, from its own thread,
     with the public ``asyncio.current_task(loop)``."""
