@@ -318,7 +318,17 @@ def _is_statement_timeout(error: BaseException) -> bool:
 
 
 def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
-    """One line naming the error type and its first message line, every secret masked."""
+    """One line naming the error type and its first message line, every secret masked.
+
+    A character a driver could not encode is not named: it came from the connection's
+    settings, most likely the password (``€`` where the driver sends latin-1).
+    """
+    if isinstance(exc, UnicodeError):
+        encoding = getattr(exc, "encoding", "its encoding")
+        return (
+            f"{type(exc).__name__}: the driver cannot send a character of the connection "
+            f"settings (password, user name, ...) in {encoding}"
+        )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return mask(text, secrets)

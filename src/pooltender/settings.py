@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError
 
 from .drivers import Driver, find_driver, known_drivers
 from .errors import ConfigurationError, DriverNotInstalled
-from .secrets import redact_url
+from .secrets import credentials, is_credential_key, mask, redact_url
 
 __all__ = [
     "PRIMARY",
@@ -70,7 +70,11 @@ def option(
 
 class _Settings(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False
+        frozen=True,
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        allow_inf_nan=False,
+        hide_input_in_errors=True,  # a URL's or a token's value is never in a message
     )
 
     PREFIX: ClassVar[str]
@@ -233,22 +237,38 @@ class DatabaseSettings(_Settings):
                 raise ValueError(
                     "is not a database URL (expected e.g. postgresql+asyncpg://user:pass@host/db)"
                 ) from None
+            except ValueError:  # SQLAlchemy's int() of the port
+                raise ValueError("has a port that is not a number") from None
+        if "@" in (url.host or ""):
+            # postgres:hunter2@x@db: SQLAlchemy ends the password at the first "@", so a
+            # piece of it became the host, to be printed and looked up in DNS.
+            raise ValueError(
+                "has more than one '@' before the host: an '@' in the password must be "
+                "percent-encoded as %40 (urllib.parse.quote(password, safe=''))"
+            )
         backend, _, name = url.drivername.partition("+")
-        if find_driver(backend, name or None) is None:
+        driver = find_driver(backend, name or None)
+        if driver is None:
             raise ValueError(
                 f"unknown driver {url.drivername!r}; pooltender knows " + ", ".join(known_drivers())
             )
+        _check_query(url, driver)
         return url
 
     @field_validator("sync")
     @classmethod
     def _check_sync(cls, value: bool | None, info: Any) -> bool | None:
         url = info.data.get("url")
-        if value is True and isinstance(url, URL):
+        if value is not None and isinstance(url, URL):
             backend, _, name = url.drivername.partition("+")
             driver = find_driver(backend, name or None)
-            if driver is not None and not driver.is_sync:
+            if driver is not None and value and not driver.is_sync:
                 raise ValueError(f"the driver {driver.drivername!r} is async only")
+            if driver is not None and not value and not driver.is_async:
+                raise ValueError(
+                    f"the driver {driver.drivername!r} is sync only; name an async driver "
+                    "in the URL (e.g. sqlite+aiosqlite://, postgresql+asyncpg://)"
+                )
         return value
 
     # -- derived -----------------------------------------------------------------------
@@ -400,6 +420,32 @@ class PooltenderSettings(_Settings):
         if field not in self.options():
             raise KeyError(field)
         return f"{self.PREFIX}{field.upper()}"
+
+
+def _check_query(url: URL, driver: Driver) -> None:
+    """Refuse a URL query option the driver's dialect cannot convert
+    (``?prepared_statement_cache_size=abc``), which would otherwise fail at the first
+    connection. The dialect's own ``create_connect_args`` does the conversions; a driver
+    that is not installed is left to :class:`DriverNotInstalled`."""
+    if not url.query or not driver.installed():
+        return
+    explicit = url.set(drivername=driver.drivername)
+    dialect_class: Any = explicit.get_dialect()  # a DefaultDialect: takes dbapi=
+    try:
+        dialect = dialect_class(dbapi=dialect_class.import_dbapi())
+        dialect.create_connect_args(explicit)
+    except (ValueError, TypeError) as exc:
+        problem = str(exc)
+        keys = [
+            f"{key}={value}"
+            for key, value in url.query.items()
+            if isinstance(value, str) and not is_credential_key(key) and repr(value) in problem
+        ]
+        named = f"the query option {keys[0]!r}" if len(keys) == 1 else "a query option"
+        raise ValueError(
+            f"{named} is not valid for {driver.drivername}: "
+            + mask(problem.splitlines()[0] if problem else type(exc).__name__, credentials(url))
+        ) from None
 
 
 def check_debug_token(value: str, variable: str = "POOLTENDER_DEBUG_TOKEN") -> str:
