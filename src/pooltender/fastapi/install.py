@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from ..dashboard import dashboard_router
 from ..databases import Databases
-from ..errors import DatabaseUnavailable, PooltenderError
+from ..errors import DatabaseUnavailable, PoolOverloaded, PooltenderError, PoolTimeout
 from ..metrics import PoolCollector
 from ..settings import PooltenderSettings, load_pooltender_settings
 from ..workers import Publisher, WorkerSnapshots
@@ -169,5 +169,16 @@ def _factory(
 
 
 async def database_unavailable_handler(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
-    """``503`` naming the database and the reason, with ``Retry-After``."""
+    """``503`` naming the database and the reason, with ``Retry-After``.
+
+    The body says no more than that; the full message (host, driver text) is logged,
+    once per burst of failures of that database (the wait queue logged its own
+    refusals and timeouts already)."""
+    if not isinstance(exc, (PoolOverloaded, PoolTimeout)):
+        dbs = getattr(request.app.state, STATE_KEY, None)
+        db = dbs.get(exc.database) if isinstance(dbs, Databases) else None
+        if db is not None:
+            db.wait_queue.burst_log.record(exc)
+        else:
+            logger.warning("%s; answering 503", exc)
     return unavailable_response(exc)
