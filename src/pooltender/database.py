@@ -54,7 +54,7 @@ class _Face(Protocol):
 
     async def server_slots(self) -> int | None: ...
 
-    async def open(self, count: int) -> None: ...
+    async def open(self, count: int) -> tuple[int, BaseException | None]: ...
 
     async def dispose(self) -> None: ...
 
@@ -79,12 +79,27 @@ class _AsyncFace:
         async with self.engine.connect() as connection:
             return await connection.run_sync(usable_slots)
 
-    async def open(self, count: int) -> None:
-        """Open ``count`` connections at once, then return them all to the pool."""
-        async with contextlib.AsyncExitStack() as stack:
-            await asyncio.gather(
-                *(stack.enter_async_context(self.engine.connect()) for _ in range(count))
-            )
+    async def open(self, count: int) -> tuple[int, BaseException | None]:
+        """Open ``count`` connections at once, then return them all to the pool: how many
+        opened, and the first failure.
+
+        Every attempt is waited for, a failed one too, and every connection that opened is
+        returned, also when the others failed (a server that takes 4 of 8) or the start is
+        cancelled: none is left for the garbage collector, which would report it as a leak
+        of whoever started the app.
+        """
+        tasks = [asyncio.ensure_future(self.engine.connect().start()) for _ in range(count)]
+        try:
+            await asyncio.wait(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()  # only those still running: a cancelled start
+            await asyncio.wait(tasks)
+            opened = [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
+            for connection in opened:
+                await connection.close()
+        failures = [t.exception() for t in tasks if not t.cancelled() and t.exception()]
+        return len(opened), failures[0] if failures else None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -113,13 +128,17 @@ class _SyncFace:
 
         return await asyncio.to_thread(read)
 
-    async def open(self, count: int) -> None:
-        def open_all() -> None:
-            with contextlib.ExitStack() as stack:
-                for _ in range(count):
-                    stack.enter_context(self.engine.connect())
+    async def open(self, count: int) -> tuple[int, BaseException | None]:
+        def open_all() -> tuple[int, BaseException | None]:
+            with contextlib.ExitStack() as stack:  # returns every one that opened
+                for opened in range(count):
+                    try:
+                        stack.enter_context(self.engine.connect())
+                    except Exception as exc:
+                        return opened, exc
+                return count, None
 
-        await asyncio.to_thread(open_all)
+        return await asyncio.to_thread(open_all)
 
     async def dispose(self) -> None:
         await asyncio.to_thread(self.engine.dispose)
@@ -367,10 +386,15 @@ class Database:
             wanted = min(wanted, capacity)
         if wanted <= 1:
             return  # _verify already opened and returned one
-        try:
-            await self._face.open(wanted)
-        except Exception as exc:  # the database answered _verify: a partial warm-up is fine
-            logger.warning("database %r: warm-up stopped early: %s", self.name, exc)
+        opened, failure = await self._face.open(wanted)
+        if failure is not None:  # the database answered _verify: a partial warm-up is fine
+            logger.warning(
+                "database %r: warm-up opened %d of %d connections: %s",
+                self.name,
+                opened,
+                wanted,
+                describe_error(failure, credentials(self.settings.url)),
+            )
 
     def _describe(self) -> str:
         settings = self.settings
