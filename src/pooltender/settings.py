@@ -430,11 +430,14 @@ def _check_query(url: URL, driver: Driver) -> None:
     if not url.query or not driver.installed():
         return
     explicit = url.set(drivername=driver.drivername)
-    dialect_class: Any = explicit.get_dialect()  # a DefaultDialect: takes dbapi=
     try:
+        dialect_class: Any = explicit.get_dialect()  # a DefaultDialect: takes dbapi=
         dialect = dialect_class(dbapi=dialect_class.import_dbapi())
+    except Exception:  # the driver's own surprise: its first connection reports it
+        return
+    try:
         dialect.create_connect_args(explicit)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ArgumentError) as exc:
         problem = str(exc)
         keys = [
             f"{key}={value}"

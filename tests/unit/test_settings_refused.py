@@ -51,6 +51,9 @@ def test_the_percent_encoded_password_is_accepted() -> None:
         ("postgresql+asyncpg://app@db/app?prepared_statement_cache_size=abc", "prepared_statement"),
         ("mysql+aiomysql://app@db/app?connect_timeout=soon", "connect_timeout=soon"),
         ("sqlite+aiosqlite:///x.db?timeout=long", "timeout=long"),
+        ("mysql+aiomysql://app@db/app?ssl_check_hostname=maybe", "ssl_check_hostname=maybe"),
+        # SQLAlchemy's own ArgumentError, raised by the dialect: one line too.
+        ("postgresql+asyncpg://app@db/app?host=h1&host=h2", "All ports are required"),
     ],
 )
 def test_a_query_option_of_the_wrong_type_is_refused(url: str, named: str) -> None:
