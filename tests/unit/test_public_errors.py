@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
 
-from pooltender import DatabaseUnavailable, DatabaseUnreachable, StatementTimeout
+from pooltender import (
+    Databases,
+    DatabaseSettings,
+    DatabaseUnavailable,
+    DatabaseUnreachable,
+    StatementTimeout,
+)
 from pooltender.errors import PoolOverloaded, PoolTimeout
+from pooltender.fastapi import Session, install
 from pooltender.fastapi.gate import unavailable_response
+from pooltender.testing import async_client
 
 DETAIL = "database 'primary' at 10.0.0.5:5432/app is unreachable: OSError: [Errno 113] No route"
 
@@ -38,3 +49,31 @@ def test_a_503_body_names_the_database_and_the_reason_only(
         assert internal not in body
     assert response.headers["Retry-After"] == "3"
     assert str(error) == DETAIL  # what the log shows
+
+
+async def test_the_full_message_of_a_503_is_logged_once_per_burst(
+    closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pooltender")
+    app = FastAPI()
+    install(app, metrics_path=None, stats_path=None, dashboard_path=None)
+
+    @app.get("/one")
+    async def one(session: Session) -> int:
+        return int((await session.execute(text("SELECT 1"))).scalar_one())
+
+    where = f"127.0.0.1:{closed_port}/app"
+    settings = DatabaseSettings(
+        url=f"postgresql+asyncpg://app@{where}", start_mode="degraded", connect_timeout=1
+    )
+    async with async_client(app, lambda: Databases.from_settings({"primary": settings})) as client:
+        answers = [await client.get("/one") for _ in range(3)]
+        ready = await client.get("/health/ready")
+    assert [a.status_code for a in answers] == [503] * 3
+    assert all(where not in a.text for a in [*answers, ready])
+    assert ready.json()["failing"] == {"primary": "unreachable"}
+    messages = [record.getMessage() for record in caplog.records]
+    logged = [m for m in messages if f"at {where} is unreachable" in m]
+    answered = [m for m in logged if "answering 503" in m]
+    assert len(answered) == 1, logged  # the burst's first; the others are counted
+    assert any(m.startswith("/health/ready: database 'primary' is not ready") for m in logged)
