@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -77,3 +78,9 @@ async def test_the_full_message_of_a_503_is_logged_once_per_burst(
     answered = [m for m in logged if "answering 503" in m]
     assert len(answered) == 1, logged  # the burst's first; the others are counted
     assert any(m.startswith("/health/ready: database 'primary' is not ready") for m in logged)
+
+
+def test_the_readme_shows_the_bodies_anonymous_clients_get() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for error in (PoolOverloaded("primary", DETAIL), DatabaseUnreachable("primary", DETAIL)):
+        assert f'"message": "{error.public_message}"' in readme
