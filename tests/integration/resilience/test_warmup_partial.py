@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from pooltender import Database, DatabaseSettings
 from tests.support.pg import PG_URL, proxied_url
 from tests.support.proxy import Proxy, _close
+from tests.support.service import Service
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +71,20 @@ async def test_a_partial_warm_up_leaves_no_connection_behind(
     messages = [record.getMessage() for record in caplog.records]
     assert f"database 'primary': warm-up opened {ACCEPTED} of 8 connections" in "\n".join(messages)
     assert not [m for m in messages if "never returned" in m or "garbage collector" in m]
+
+
+def test_a_partial_warm_up_in_a_service_reports_no_leak() -> None:
+    """What the operator saw: uvicorn's log blaming its own start for a leak."""
+    with TakesFour() as proxy:
+        env = {"DATABASE_URL": proxied_url(proxy), "DATABASE_POOL_SIZE": "8"}
+        with Service(env) as service, httpx.Client(base_url=service.url, timeout=10) as client:
+            time.sleep(1.0)  # any attempt still in flight has ended by now
+            assert [client.get(f"/users/{i}").status_code for i in range(4)] == [200] * 4
+            stats = client.get("/debug/pool-stats").json()["databases"]["primary"]
+            assert stats["checked_out"] == 0 and stats["leaks_suspected"] == 0
+            assert len(proxy.upstream_ports) == ACCEPTED
+            service.stop()
+            output = service.output()
+    assert f"warm-up opened {ACCEPTED} of 8 connections" in output
+    for sign in ("never returned", "garbage collector", "non-checked-in", "Traceback"):
+        assert sign not in output, output
