@@ -149,6 +149,8 @@ def test_no_output_of_a_run_shows_the_password(proxy: Proxy, tmp_path: Path, for
                 "message": "database 'primary' is unreachable",
             }
     assert f"database 'primary' at {where}/test is unreachable" in output
+    stats = json.loads(seen["up /debug/pool-stats"])["databases"]["primary"]
+    assert stats["server"] == f"{where}/test"  # the authorised view names the server
     assert "/health/ready: database 'primary' is not ready: DatabaseUnreachable" in output
 
 
