@@ -34,6 +34,13 @@ CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run
    greenlet. pooltender's async pool waits for a connection handed to it in turn (first
    come, first served) on an asyncio future; the pool API is synchronous, and
    ``AdaptedConnection.run_async`` needs a connection, which a waiting checkout has not.
+6. ``QueuePool._creator``, ``_max_overflow``, ``_pre_ping``, ``_recycle``,
+   ``_pool.use_lifo``, ``_orig_logging_name``, ``_reset_on_return``, ``_dialect`` and
+   ``Pool(_dispatch=...)``: what ``QueuePool.recreate()`` (public) passes to build a
+   pool like another. Adopting an app's own engine (:mod:`pooltender.adopt`) builds
+   pooltender's gated pool *with the app's pool options and listeners*;
+   ``recreate()`` can only build the same class again, and no public accessor gives
+   the options back (``status()`` is text without them).
 """
 
 from __future__ import annotations
@@ -53,10 +60,12 @@ from .errors import CompatibilityError
 __all__ = [
     "LOGGER_NAMESPACE",
     "POOL_HOOKS",
+    "QUEUE_POOL_OPTIONS",
     "asyncpg_socket",
     "await_",
     "current_frames",
     "getframe",
+    "queue_pool_options",
     "verify",
     "verify_asyncpg_connection",
 ]
@@ -69,6 +78,17 @@ LOGGER_NAMESPACE = "_sqla_logger_namespace"
 
 ASYNCPG_TRANSPORT = "_transport"
 """(3) The attribute of an asyncpg ``Connection`` holding its asyncio transport."""
+
+QUEUE_POOL_OPTIONS = (
+    "_creator",
+    "_max_overflow",
+    "_pre_ping",
+    "_recycle",
+    "_orig_logging_name",
+    "_reset_on_return",
+    "_dialect",
+)
+"""(6) The attributes of a ``QueuePool`` that ``recreate()`` reads (and ``_pool``)."""
 
 getframe: Callable[[int], FrameType] = sys._getframe
 """(4) ``sys._getframe``."""
@@ -109,6 +129,28 @@ def verify() -> None:
         if not callable(getattr(sys, name, None)):
             raise CompatibilityError(f"sys.{name}", "Python")
     _verified = True
+
+
+def queue_pool_options(pool: QueuePool) -> dict[str, Any]:
+    """(6) The arguments ``pool.recreate()`` would build its successor with, for another
+    pool class (keeps the app's creator, sizes, recycle, pre-ping and listeners)."""
+    for name in (*QUEUE_POOL_OPTIONS, "_pool"):
+        if not hasattr(pool, name):
+            raise CompatibilityError(f"sqlalchemy.pool.QueuePool.{name}", "SQLAlchemy")
+    return {
+        "creator": pool._creator,
+        "pool_size": pool.size(),
+        "max_overflow": pool._max_overflow,
+        "pre_ping": pool._pre_ping,
+        "use_lifo": pool._pool.use_lifo,
+        "timeout": pool.timeout(),
+        "recycle": pool._recycle,
+        "echo": pool.echo,
+        "logging_name": pool._orig_logging_name,
+        "reset_on_return": pool._reset_on_return,
+        "_dispatch": pool.dispatch,
+        "dialect": pool._dialect,
+    }
 
 
 def verify_asyncpg_connection(driver_connection: Any) -> None:

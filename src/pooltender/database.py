@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 
 from sqlalchemy import text
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SyncSessionMaker
 
+from .adopt import Adoption, adopted_settings
 from .engine import build_engine, describe_error
 from .errors import CompatibilityError, DatabaseUnavailable, LifecycleError, StartupError
 from .monitor import PoolMonitor, Watchdog
@@ -29,7 +31,7 @@ from .readonly import read_only_session_class
 from .secrets import credentials
 from .serverinfo import usable_slots
 from .sessions import AsyncSessions, SyncSessions
-from .settings import DatabaseSettings, PooltenderSettings
+from .settings import PRIMARY, DatabaseSettings, PooltenderSettings
 from .snapshot import pool_stats
 from .stats import PoolStats
 
@@ -155,6 +157,9 @@ class Database:
 
     ``pooltender_settings``: the process-wide ``POOLTENDER_*`` settings (default: their
     defaults; :meth:`Databases.from_env` reads them from the environment).
+
+    ``engine``: an engine the app built itself, adopted instead of building one
+    (:meth:`adopt` derives its settings; see :mod:`pooltender.adopt`).
     """
 
     def __init__(
@@ -162,6 +167,7 @@ class Database:
         settings: DatabaseSettings,
         *,
         pooltender_settings: PooltenderSettings | None = None,
+        engine: AsyncEngine | Engine | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.name
@@ -182,6 +188,27 @@ class Database:
         self._state = DatabaseState.NEW
         self._engine: AsyncEngine | Engine | None = None
         self._face: _Face | None = None
+        self._adoption = Adoption(engine) if engine is not None else None
+
+    @classmethod
+    def adopt(
+        cls,
+        engine: AsyncEngine | Engine,
+        name: str = PRIMARY,
+        *,
+        pooltender_settings: PooltenderSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | None = ".env",
+    ) -> Database:
+        """The database of an engine the app built (``create_async_engine(...)``): its
+        own pool options, each overridden by its ``DATABASE_*`` variable where set.
+
+        Between :meth:`start` and :meth:`stop` every checkout through ``engine`` (the
+        app's own sessionmakers included) is gated and monitored; :meth:`stop` closes
+        pooltender's connections and gives the engine its own pool back.
+        """
+        settings = adopted_settings(engine, name, environ=environ, env_file=env_file)
+        return cls(settings, pooltender_settings=pooltender_settings, engine=engine)
 
     def __repr__(self) -> str:
         return f"<Database {self.name!r} {self.settings.host} {self._state.value}>"
@@ -264,7 +291,7 @@ class Database:
         if self._state is DatabaseState.STOPPED:
             raise LifecycleError(f"database {self.name!r} was stopped; build a new Database")
         monitored = self.pooltender_settings.monitor
-        engine = build_engine(
+        engine = (self._adoption.attach if self._adoption else build_engine)(
             self.settings,
             wait_queue=self.wait_queue,
             on_connect_time=self.monitor.on_connect_time if monitored else None,
@@ -292,7 +319,7 @@ class Database:
             await self._warm()
         except StartupError as exc:
             if not degraded:
-                await self._face.dispose()
+                await self._dispose()
                 self._engine = self._face = None
                 raise
             # Degraded start: serve anyway. Each request that needs this database answers
@@ -303,7 +330,7 @@ class Database:
                 exc,
             )
         except BaseException:
-            await self._face.dispose()
+            await self._dispose()
             self._engine = self._face = None
             raise
         self._state = DatabaseState.STARTED
@@ -325,12 +352,18 @@ class Database:
             return
         self._state = DatabaseState.STOPPED
         self.wait_queue.burst_log.flush()
-        if self._face is not None:
-            await self._face.dispose()
+        await self._dispose()
         if self._watchdog is not None:
             await asyncio.to_thread(self._watchdog.release, self.monitor)
             self._watchdog = None
         logger.info("database %r stopped", self.name)
+
+    async def _dispose(self) -> None:
+        """Close the pool's connections; an adopted engine gets its own pool back."""
+        if self._adoption is not None:
+            await self._adoption.release()
+        elif self._face is not None:
+            await self._face.dispose()
 
     async def _verify(self, attempts: int) -> None:
         assert self._face is not None

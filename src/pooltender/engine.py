@@ -163,7 +163,11 @@ def _install_events(
     settings: DatabaseSettings,
     on_connect_time: Callable[[float], None] | None,
     command_timeout: float | None,
+    *,
+    adopted: bool = False,
 ) -> None:
+    """Error translation (and connection timing); then, unless the engine is an app's
+    own (``adopted``: its connections keep the app's options), per-dialect options."""
     name, host = settings.name, settings.host
     secrets = credentials(settings.url)
 
@@ -242,6 +246,8 @@ def _install_events(
                 retry_after=settings.retry_after,
             )
 
+    if adopted:
+        return
     backend = settings.driver.backend
     if backend == "sqlite" and not settings.is_sqlite_memory:
 

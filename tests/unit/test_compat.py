@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
@@ -186,3 +186,40 @@ def test_the_private_name_scan_finds_what_it_looks_for() -> None:
     for name in ("_max_overflow", "_pre_ping", "_dialect", "_dec_overflow", "_current_tasks"):
         assert name in private, name
     assert sys.version_info >= (3, 11)
+
+
+def test_queue_pool_options_build_what_recreate_builds() -> None:
+    """(6) The options read back from a pool build the pool ``recreate()`` would."""
+    seen: list[str] = []
+    engine = create_engine(
+        "sqlite://",
+        poolclass=QueuePool,
+        pool_size=3,
+        max_overflow=2,
+        pool_timeout=4,
+        pool_recycle=60,
+        pool_pre_ping=True,
+        pool_use_lifo=True,
+    )
+    event.listen(engine, "checkout", lambda *args: seen.append("checkout"))
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    options = compat.queue_pool_options(pool)
+    built, recreated = QueuePool(**options), pool.recreate()
+    for other in (built, recreated):
+        assert (other.size(), other.timeout()) == (3, 4)
+        assert other.status() == recreated.status()
+    assert (options["max_overflow"], options["recycle"], options["pre_ping"]) == (2, 60, True)
+    assert options["use_lifo"] is True and options["dialect"] is not None
+    engine.pool = built  # the app's listeners came along
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT 1")) == 1
+    assert seen == ["checkout"]
+    engine.dispose()
+
+
+def test_queue_pool_options_name_a_missing_attribute() -> None:
+    pool = QueuePool(lambda: None)
+    del pool._max_overflow
+    with pytest.raises(CompatibilityError, match=r"QueuePool\._max_overflow"):
+        compat.queue_pool_options(pool)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..dashboard import dashboard_router
 from ..databases import Databases
@@ -41,6 +43,7 @@ def install(
     app: FastAPI,
     databases: Databases | DatabasesFactory | None = None,
     *,
+    engines: Mapping[str, AsyncEngine | Engine] | None = None,
     health_prefix: str | None = "/health",
     stats_path: str | None = "/debug/pool-stats",
     metrics_path: str | None = "/metrics",
@@ -55,6 +58,10 @@ def install(
     - ``databases``: a :class:`Databases` or a function returning one; by default
       ``Databases.from_env()`` (``DATABASE_*`` variables and ``.env``), read when the
       app starts, so forked workers each build their own pools.
+    - ``engines``: instead, engines the app built itself (``{"primary": engine}``):
+      gated, monitored and answering ``503`` like pooltender's own, the app's own
+      sessionmakers bound to them included (:meth:`Databases.from_engines`; the app
+      keeps owning them: its pools come back at stop).
     - The app's own lifespan is kept: pools start before it and stop after it.
     - :class:`DatabaseUnavailable` (pool exhausted, wait queue full, database
       unreachable) answers ``503`` with ``Retry-After``.
@@ -77,8 +84,13 @@ def install(
     """
     if getattr(app.state, "pooltender_installed", False):
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
+    if engines is not None and databases is not None:
+        raise PooltenderError("install(app): pass databases or engines, not both")
     app.state.pooltender_installed = True
     options = pooltender_settings if pooltender_settings is not None else load_pooltender_settings()
+    if engines is not None:
+        adopted = dict(engines)
+        databases = lambda: Databases.from_engines(adopted, pooltender_settings=options)  # noqa: E731
     # Read at each start, so tests can swap it (pooltender.testing.override_databases).
     setattr(app.state, FACTORY_KEY, _factory(databases, options))
     inner = app.router.lifespan_context
