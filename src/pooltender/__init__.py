@@ -22,6 +22,7 @@ from .errors import ReadOnlyError as ReadOnlyError
 from .errors import StartupError as StartupError
 from .errors import StatementTimeout as StatementTimeout
 from .fork import dispose_after_fork as dispose_after_fork
+from .migrations import migration_engine as migration_engine
 from .readiness import readiness as readiness
 from .secrets import redact_url as redact_url
 from .settings import DatabaseSettings as DatabaseSettings
@@ -58,6 +59,7 @@ __all__ = [
     "dispose_after_fork",
     "load_database_settings",
     "load_pooltender_settings",
+    "migration_engine",
     "readiness",
     "redact_url",
 ]

@@ -18,7 +18,8 @@ SURFACE = {
         "DriverNotInstalled", "LifecycleError", "PoolOverloaded", "PoolStats", "PoolTimeout",
         "PooltenderError", "PooltenderSettings", "ReadOnlyError", "Snapshot", "StartupError",
         "StatementTimeout", "__version__", "build_engine", "dispose_after_fork",
-        "load_database_settings", "load_pooltender_settings", "readiness", "redact_url",
+        "load_database_settings", "load_pooltender_settings", "migration_engine", "readiness",
+        "redact_url",
     ],
     "pooltender.fastapi": [
         "Connection", "ReadConnection", "Session", "SessionMaker", "SyncSession",
