@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.pg import admin_dsn
+from tests.support.pg import admin_dsn, fresh_database
 from tests.support.service import ROOT, Service
 
 SERVICE = Path(__file__).resolve().parents[1] / "apps" / "notes_service"
@@ -30,15 +29,9 @@ SERVICE = Path(__file__).resolve().parents[1] / "apps" / "notes_service"
 @pytest.fixture
 def notes_url(postgres_url: str) -> Iterator[str]:
     """A new database of this test's own (dropped after it), as an asyncpg URL."""
-    name = f"adopt_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_dsn(postgres_url), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(postgres_url).set(drivername="postgresql+asyncpg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin_dsn(postgres_url), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    asyncpg_url = make_url(postgres_url).set(drivername="postgresql+asyncpg")
+    with fresh_database(asyncpg_url.render_as_string(hide_password=False), "adopt") as url:
+        yield url
 
 
 def app_env(url: str, **extra: str) -> dict[str, str]:

@@ -30,7 +30,7 @@ from pooltender import (
     PoolOverloaded,
     PooltenderSettings,
 )
-from pooltender.fastapi import install
+from pooltender.fastapi import SessionMaker, databases, install
 from pooltender.pool import GatedAsyncQueuePool, GatedQueuePool
 
 QUIET = PooltenderSettings(loop_block_threshold=0)
@@ -245,3 +245,61 @@ async def test_install_with_engines_answers_503_for_the_apps_own_get_db(
         assert (await client.get("/health/ready")).status_code == 200
     assert type(engine.sync_engine.pool) is AsyncAdaptedQueuePool
     await engine.dispose()
+
+
+# -- level 2: pooltender's engine, the app's use cases on its sessionmaker ------------------
+
+
+class NoteCounter:
+    """A use case as apps write them: it opens its own transactions."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        self.maker = maker
+
+    async def add(self) -> int:
+        async with self.maker.begin() as session:
+            await session.execute(text("CREATE TABLE IF NOT EXISTS c (x INT)"))
+            await session.execute(text("INSERT INTO c VALUES (1)"))
+        async with self.maker() as session:
+            return int(await session.scalar(text("SELECT count(*) FROM c")) or 0)
+
+
+async def test_the_sessionmaker_dependency_serves_use_cases_and_is_gated(
+    tmp_path: Path,
+) -> None:
+    async def get_session_maker(maker: SessionMaker) -> async_sessionmaker[AsyncSession]:
+        return maker  # the app's own dependency, now handing out pooltender's factory
+
+    started: list[NoteCounter] = []
+
+    def counter(
+        maker: async_sessionmaker[AsyncSession] = Depends(get_session_maker),
+    ) -> NoteCounter:
+        started.append(NoteCounter(maker))
+        return started[-1]
+
+    app = FastAPI()
+    environ = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
+        "DATABASE_POOL_SIZE": "1",
+        "DATABASE_MAX_OVERFLOW": "0",
+        "DATABASE_MAX_WAITING": "0",
+    }
+    install(app, lambda: Databases.from_env(environ, env_file=None), pooltender_settings=QUIET)
+
+    @app.post("/count")
+    async def count(use_case: NoteCounter = Depends(counter)) -> dict[str, int]:
+        return {"n": await use_case.add()}
+
+    async with running(app) as client:
+        assert (await client.post("/count")).json() == {"n": 1}
+        assert (await client.post("/count")).json() == {"n": 2}
+        primary = databases(app).primary
+        async with primary.engine.connect() as held:  # the pool's one connection
+            await held.execute(text("SELECT 1"))
+            refused = await client.post("/count")
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert primary.stats().rejected == 1
+        assert len(started) == 2  # refused before its use case started
+        assert (await client.post("/count")).json() == {"n": 3}
