@@ -16,7 +16,9 @@ from :meth:`Database.start` to :meth:`Database.stop`:
 - **the monitor** listens to the gated pool (:meth:`Database.start` attaches it).
 
 Settings: the app's own pool options stand and are what the snapshot shows; a
-``DATABASE_*`` option set in the environment overrides its pool counterpart. The
+``DATABASE_*`` option set in the environment overrides its pool counterpart. A
+pre-ping (the engine's ``pool_pre_ping=True`` or ``DATABASE_POOL_PRE_PING``) is
+pooltender's own (:mod:`pooltender.ping`). The
 options that shape a connection (statement timeout, PgBouncer mode, connect timeout)
 belong to the engine's ``connect_args``: set there, not taken from the environment.
 
@@ -184,8 +186,7 @@ class Adoption:
                 timeout=settings.pool_timeout,
                 recycle=settings.pool_recycle,
             )
-            if settings.is_set("pool_pre_ping"):
-                options["pre_ping"] = False  # pooltender's own pre-ping, or none
+            options["pre_ping"] = False  # pooltender's own pre-ping does it, where on
             is_async = isinstance(original, AsyncAdaptedQueuePool)
             pool_class = GatedAsyncQueuePool if is_async else GatedQueuePool
             sync_engine.pool = pool_class(
@@ -194,7 +195,7 @@ class Adoption:
                 overflow_idle_timeout=settings.overflow_idle_timeout,
                 **options,
             )
-            if settings.is_set("pool_pre_ping") and settings.pool_pre_ping:
+            if settings.pool_pre_ping:
                 install_pre_ping(sync_engine, window=settings.pre_ping_window)
         else:
             logger.warning(

@@ -18,8 +18,11 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from pooltender import Databases
 from tests.support.pg import admin_dsn, fresh_database
 from tests.support.service import ROOT, Service
 
@@ -134,3 +137,23 @@ def test_under_overload_it_answers_503_and_names_its_full_routes(notes_url: str)
         "GET /api/status/ready",
     } <= routes, routes
     assert 'route="GET /api/notes/report"' in metrics
+
+
+async def test_the_engines_pre_ping_replaces_a_terminated_connection(notes_url: str) -> None:
+    """The app's pool_pre_ping=True, done by pooltender's pre-ping on the adopted engine:
+    a backend terminated while its connection sat idle costs no request."""
+    engine = create_async_engine(notes_url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+    maker = async_sessionmaker(engine)
+    dbs = Databases.from_engines({"primary": engine}, environ={}, env_file=None)
+    await dbs.start()
+    try:
+        async with maker() as session:
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        with psycopg.connect(admin_dsn(notes_url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))  # this test's own
+        async with maker() as session:
+            assert await session.scalar(text("SELECT pg_backend_pid()")) != pid
+        assert dbs.primary.stats().connections_invalidated >= 1
+    finally:
+        await dbs.stop()
+        await engine.dispose()

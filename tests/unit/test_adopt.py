@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +29,7 @@ from pooltender import (
     LifecycleError,
     PoolOverloaded,
     PooltenderSettings,
+    compat,
 )
 from pooltender.fastapi import SessionMaker, databases, install
 from pooltender.pool import GatedAsyncQueuePool, GatedQueuePool
@@ -43,13 +44,20 @@ def app_engine(tmp_path: Path, **pool: object) -> AsyncEngine:
 
 
 async def test_the_engines_own_pool_options_stand_and_are_shown(tmp_path: Path) -> None:
-    engine = app_engine(tmp_path, pool_recycle=600)
+    engine = app_engine(tmp_path, pool_recycle=600, pool_pre_ping=True)
+    connected: list[str] = []
+    # a listener of the app's own, registered before pooltender saw the engine
+    event.listen(engine.sync_engine, "connect", lambda *args: connected.append("connect"))
     original = engine.sync_engine.pool
     dbs = Databases.from_engines({"primary": engine}, environ={}, env_file=None)
     await dbs.start()
     try:
         pool = engine.sync_engine.pool
         assert isinstance(pool, GatedAsyncQueuePool) and pool is not original
+        assert connected  # the app's listener came along to pooltender's pool
+        # the engine's pool_pre_ping=True: pooltender's own pre-ping does it
+        assert compat.queue_pool_options(pool)["pre_ping"] is False
+        assert dbs.primary.settings.pool_pre_ping is True
         assert dbs.primary.engine is engine  # the app's own engine object, not a copy
         stats = dbs.primary.stats()
         assert (stats.pool_size, stats.max, stats.max_waiting) == (2, 2, 2)
