@@ -47,7 +47,7 @@ from .errors import ConfigurationError, LifecycleError
 from .fork import dispose_after_fork
 from .ping import install_pre_ping
 from .pool import GatedAsyncQueuePool, GatedPool, GatedQueuePool, WaitQueue
-from .settings import PRIMARY, DatabaseSettings, load_database_settings
+from .settings import _NAME_RE, PRIMARY, DatabaseSettings, load_database_settings
 
 __all__ = ["Adoption", "adopted_settings"]
 
@@ -78,6 +78,10 @@ def adopted_settings(
     its ``DATABASE_*`` variable where that is set (``environ``: the process environment
     by default, then ``env_file``)."""
     sync_engine = _sync(engine)
+    if not _NAME_RE.match(name):
+        raise ConfigurationError(
+            "engines", f"{name!r} is not a database name (lower-case letters, digits, underscores)"
+        )
     url = sync_engine.url
     pool = sync_engine.pool
     own: dict[str, object] = {}
@@ -107,7 +111,12 @@ def adopted_settings(
                 name,
             )
         given[variable] = rendered
-    from_env = load_database_settings(given, env_file=env_file, names=[name])[name]
+    try:
+        from_env = load_database_settings(given, env_file=env_file, names=[name])[name]
+    except ConfigurationError as exc:
+        if exc.variable not in url_variables:
+            raise
+        raise ConfigurationError("engines", f"database {name!r}: {exc.reason}") from None
     overrides = {
         field: getattr(from_env, field)
         for field in from_env.model_fields_set

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import create_engine, event, text
@@ -187,6 +188,22 @@ def test_a_connection_option_in_the_environment_is_named_as_not_applying(
     assert "DATABASE_URL is set, but database 'primary' uses the engine the app built" in (
         caplog.text
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "message"),
+    [
+        ("Bad Name", "sqlite+aiosqlite://", "engines: 'Bad Name' is not a database name"),
+        ("primary", "postgresql+pg8000://u:s3cret@h/d", "engines: database 'primary': unknown"),
+    ],
+)
+def test_a_bad_name_or_driver_is_a_one_line_error(name: str, url: str, message: str) -> None:
+    # a dialect pooltender does not know (its DB-API module stood in for by psycopg)
+    engine = create_async_engine(url) if "sqlite" in url else create_engine(url, module=psycopg)
+    with pytest.raises(ConfigurationError) as raised:
+        Databases.from_engines({name: engine}, environ={}, env_file=None)
+    assert str(raised.value).startswith(message)
+    assert "s3cret" not in str(raised.value) and "\n" not in str(raised.value)
 
 
 def test_not_an_engine_is_a_one_line_error() -> None:
