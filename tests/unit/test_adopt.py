@@ -30,6 +30,7 @@ from pooltender import (
     LifecycleError,
     PoolOverloaded,
     PooltenderSettings,
+    PoolTimeout,
     compat,
 )
 from pooltender.fastapi import SessionMaker, databases, install
@@ -112,6 +113,25 @@ async def test_the_apps_own_sessionmaker_is_bounded_and_monitored(tmp_path: Path
         stats = dbs.primary.stats()
         assert (stats.rejected, stats.checked_out) == (1, 0)
         assert stats.checkouts >= 2
+    finally:
+        await dbs.stop()
+        await engine.dispose()
+
+
+async def test_a_wait_on_the_apps_own_session_is_bounded_by_its_pool_timeout(
+    tmp_path: Path,
+) -> None:
+    engine = app_engine(tmp_path, pool_size=1, pool_timeout=0.2)
+    maker = async_sessionmaker(engine)
+    dbs = Databases.from_engines({"primary": engine}, environ={}, env_file=None)
+    await dbs.start()
+    try:
+        async with engine.connect() as held:
+            await held.execute(text("SELECT 1"))
+            with pytest.raises(PoolTimeout, match=r"no connection free within 0\.20s"):
+                async with maker.begin() as session:
+                    await session.execute(text("SELECT 1"))
+        assert dbs.primary.stats().timeouts == 1
     finally:
         await dbs.stop()
         await engine.dispose()
@@ -268,6 +288,9 @@ async def test_install_with_engines_answers_503_for_the_apps_own_get_db(
         assert refused.headers["retry-after"] == "1"
         assert refused.json()["detail"]["reason"] == "overloaded"
         assert (await client.get("/health/ready")).status_code == 200
+        assert (await client.get("/health/live")).status_code == 200
+        page = await client.get("/debug/pool")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert type(engine.sync_engine.pool) is AsyncAdaptedQueuePool
     await engine.dispose()
 
