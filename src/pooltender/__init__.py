@@ -14,6 +14,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import DatabaseUnavailable as DatabaseUnavailable
 from .errors import DatabaseUnreachable as DatabaseUnreachable
 from .errors import DriverNotInstalled as DriverNotInstalled
+from .errors import FailoverDetected as FailoverDetected
 from .errors import LifecycleError as LifecycleError
 from .errors import PoolOverloaded as PoolOverloaded
 from .errors import PooltenderError as PooltenderError
@@ -44,6 +45,7 @@ __all__ = [
     "DatabaseUnreachable",
     "Databases",
     "DriverNotInstalled",
+    "FailoverDetected",
     "LifecycleError",
     "PoolOverloaded",
     "PoolStats",

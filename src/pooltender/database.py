@@ -25,6 +25,7 @@ from sqlalchemy.orm import sessionmaker as SyncSessionMaker
 from .adopt import Adoption, adopted_settings
 from .engine import build_engine, describe_error
 from .errors import CompatibilityError, DatabaseUnavailable, LifecycleError, StartupError
+from .failover import FailoverDetector
 from .monitor import PoolMonitor, Watchdog
 from .pool import GatedPool, WaitQueue
 from .readonly import read_only_session_class
@@ -176,6 +177,8 @@ class Database:
         self.wait_queue = WaitQueue(
             settings.name, limit=settings.wait_limit, retry_after=settings.retry_after
         )
+        self.failover = FailoverDetector(settings)
+        """Failover detection (:mod:`pooltender.failover`): its server generation and count."""
         self.sessions: AsyncSessions | None = None
         """The async session factories once started (async drivers). A subclass may bind
         them elsewhere after :meth:`start` (the test kit binds them to one transaction)."""
@@ -291,12 +294,24 @@ class Database:
         if self._state is DatabaseState.STOPPED:
             raise LifecycleError(f"database {self.name!r} was stopped; build a new Database")
         monitored = self.pooltender_settings.monitor
-        engine = (self._adoption.attach if self._adoption else build_engine)(
-            self.settings,
-            wait_queue=self.wait_queue,
-            on_connect_time=self.monitor.on_connect_time if monitored else None,
-            on_wait=self.monitor.on_wait if monitored else None,
-        )
+        on_connect_time = self.monitor.on_connect_time if monitored else None
+        on_wait = self.monitor.on_wait if monitored else None
+        engine: AsyncEngine | Engine
+        if self._adoption:  # the app's own engine: its options and listeners stand
+            engine = self._adoption.attach(
+                self.settings,
+                wait_queue=self.wait_queue,
+                on_connect_time=on_connect_time,
+                on_wait=on_wait,
+            )
+        else:
+            engine = build_engine(
+                self.settings,
+                wait_queue=self.wait_queue,
+                on_connect_time=on_connect_time,
+                on_wait=on_wait,
+                failover=self.failover,
+            )
         self._engine = engine
         sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
         if monitored:
@@ -388,7 +403,7 @@ class Database:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        cause = last.__cause__ if isinstance(last, DatabaseUnavailable) else last
+        cause = (last.__cause__ or last) if isinstance(last, DatabaseUnavailable) else last
         secrets = credentials(self.settings.url)
         reason = describe_error(cause, secrets) if cause else "timed out"
         raise StartupError(self.name, self.settings.host, reason) from None

@@ -3,6 +3,12 @@
 - Only the pool options the user set reach SQLAlchemy, plus pooltender's deliberate
   default ``pool_recycle=3600``; the pre-ping (on by default) is pooltender's own
   checkout event (:mod:`pooltender.ping`).
+- Connections are recycled by pooltender (:mod:`pooltender.recycle`: a random 0-10 %
+  shorter lifetime each, a bounded pace), so SQLAlchemy's own ``pool_recycle`` is off.
+- Failover detection (:mod:`pooltender.failover`) on a database not declared read-only.
+- A multi-host PostgreSQL URL (``?host=db1:5432&host=db2:5432``) of a database that is
+  not read-only gets ``target_session_attrs=read-write`` unless it names one: new
+  connections go to the writable host (asyncpg and libpq both implement it).
 - A connect timeout always, so a dead host cannot hang a worker.
 - A server-side statement timeout where the dialect has one.
 - SQLite: a file database gets WAL and a busy timeout; an in-memory database lives
@@ -25,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import URL, Dialect, Engine
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -33,13 +39,15 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from . import compat
 from .deadline import DEADLINE_EXPIRED, psycopg_connect_args
 from .errors import DatabaseUnreachable, DriverNotInstalled, StatementTimeout
+from .failover import FailoverDetector
 from .fork import dispose_after_fork
 from .ping import install_pre_ping
 from .pool import GatedAsyncQueuePool, GatedQueuePool, WaitQueue
+from .recycle import install_recycle
 from .secrets import credentials, mask, redact_url
 from .settings import DatabaseSettings
 
-__all__ = ["build_engine", "describe_error", "sqlalchemy_options"]
+__all__ = ["build_engine", "describe_error", "sqlalchemy_options", "writable_url"]
 
 logger = logging.getLogger("pooltender.engine")
 
@@ -61,12 +69,28 @@ def sqlalchemy_options(settings: DatabaseSettings) -> dict[str, Any]:
         for field in ("pool_size", "max_overflow", "pool_timeout"):
             if settings.is_set(field):
                 options[field] = getattr(settings, field)
-        options["pool_recycle"] = settings.pool_recycle
+        # pooltender recycles (pooltender.recycle) when there is a lifetime to spread.
+        options["pool_recycle"] = -1 if settings.pool_recycle > 0 else settings.pool_recycle
     options["connect_args"] = _connect_args(settings)
     if settings.read_only and settings.driver.backend == "postgresql":
         # Every transaction BEGINs READ ONLY: the server refuses any write.
         options["execution_options"] = {"postgresql_readonly": True}
     return options
+
+
+def writable_url(settings: DatabaseSettings) -> URL:
+    """The URL the engine connects with: the driver explicit, and a multi-host PostgreSQL
+    URL of a database that is not read-only asking for the writable host."""
+    url = settings.engine_url
+    multi_host = len(settings.hosts) > 1
+    if (
+        multi_host
+        and settings.driver.backend == "postgresql"
+        and not settings.read_only
+        and "target_session_attrs" not in url.query
+    ):
+        url = url.update_query_dict({"target_session_attrs": "read-write"})
+    return url
 
 
 def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
@@ -123,12 +147,15 @@ def build_engine(
     wait_queue: WaitQueue | None = None,
     on_connect_time: Callable[[float], None] | None = None,
     on_wait: Callable[[float], None] | None = None,
+    failover: FailoverDetector | None = None,
 ) -> AsyncEngine | Engine:
     """A new engine for ``settings``: an :class:`AsyncEngine` when ``settings.is_async``.
 
     ``wait_queue`` bounds the wait for a connection (see :mod:`pooltender.pool`);
     ``on_connect_time`` receives the seconds each new connection took to open,
-    ``on_wait`` those each checkout took. No connection is opened here. A process
+    ``on_wait`` those each checkout took; ``failover`` keeps the failover state (a new
+    one by default; :class:`~pooltender.Database` passes its own, which its snapshot
+    reads). No connection is opened here. A process
     forked from this one drops the engine's inherited connections (see
     :mod:`pooltender.fork`).
     """
@@ -140,7 +167,7 @@ def build_engine(
     pool_options: dict[str, Any] = {"wait_queue": wait_queue, "on_wait": on_wait}
     if not settings.is_sqlite_memory:
         pool_options["overflow_idle_timeout"] = settings.overflow_idle_timeout
-    url = settings.engine_url
+    url = writable_url(settings)
     engine: AsyncEngine | Engine
     if settings.is_async:
         engine = create_async_engine(url, poolclass=GatedAsyncQueuePool, **pool_options, **options)
@@ -151,6 +178,9 @@ def build_engine(
         )
     if settings.pool_pre_ping and not settings.is_sqlite_memory:
         install_pre_ping(sync_engine, window=settings.pre_ping_window)
+    if options["pool_recycle"] == -1 and settings.pool_recycle > 0:
+        install_recycle(sync_engine, settings.pool_recycle, settings.pool_size)
+    (failover or FailoverDetector(settings)).install(sync_engine)
     _install_events(
         sync_engine, settings, on_connect_time, options["connect_args"].get("command_timeout")
     )

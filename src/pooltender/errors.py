@@ -13,7 +13,8 @@ Every error pooltender raises derives from :class:`PooltenderError`::
         ├── PoolOverloaded          the wait queue is full (DATABASE_MAX_WAITING): refused at once
         ├── PoolTimeout             no connection within DATABASE_POOL_TIMEOUT
         ├── DatabaseUnreachable     a new connection could not be opened, or one was lost
-        └── StatementTimeout        the server cancelled a statement at its statement timeout
+        ├── StatementTimeout        the server cancelled a statement at its statement timeout
+        └── FailoverDetected        the server turned out read-only: a demoted primary
 
 ``PoolOverloaded`` and ``PoolTimeout`` are also :class:`sqlalchemy.exc.TimeoutError`,
 so ``except sqlalchemy.exc.TimeoutError`` clauses written for a plain SQLAlchemy pool
@@ -32,6 +33,7 @@ __all__ = [
     "DatabaseUnavailable",
     "DatabaseUnreachable",
     "DriverNotInstalled",
+    "FailoverDetected",
     "LifecycleError",
     "PoolOverloaded",
     "PoolTimeout",
@@ -176,3 +178,14 @@ class StatementTimeout(DatabaseUnavailable):
 
     reason_code = "statement_timeout"
     public_reason = "cancelled a statement at its statement timeout"
+
+
+class FailoverDetected(DatabaseUnavailable):
+    """The server of a database that is not declared read-only refused a write as
+    read-only (PostgreSQL SQLSTATE 25006, MariaDB/MySQL error 1290), or reported itself
+    read-only or in recovery when a connection was opened: a primary demoted by a
+    failover. The connection is replaced, and so is every pooled connection to that
+    server (:mod:`pooltender.failover`)."""
+
+    reason_code = "failover"
+    public_reason = "is read-only (a failover): its connections are being replaced"

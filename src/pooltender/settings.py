@@ -215,6 +215,14 @@ class DatabaseSettings(_Settings):
         "transactions are `READ ONLY` on the server: route reads to a replica with "
         '`session_for("<name>")`',
     )
+    failover_detection: bool = option(
+        True,
+        "true",
+        "leave a demoted primary: a write refused as read-only (PostgreSQL `25006`, "
+        "MariaDB/MySQL `1290`) or a new connection to a standby or read-only server answers "
+        "`503` (reason `failover`) and replaces every connection to that server "
+        "([failover](docs/resilience.md#failover)); off for a `READ_ONLY` database",
+    )
 
     @field_validator("name")
     @classmethod
@@ -330,8 +338,17 @@ class DatabaseSettings(_Settings):
         """Where the database is, for messages: ``host:port/db``, never a credential."""
         if self.driver.backend == "sqlite":
             return self.url.database or ":memory:"
+        return f"{','.join(self.hosts)}/{self.url.database or ''}"
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Each server of the URL as ``host[:port]``: one, or those of a multi-host URL
+        (``postgresql+asyncpg://app@/app?host=db1:5432&host=db2:5432``)."""
+        if self.url.host is None and "host" in self.url.query:
+            value = self.url.query["host"]
+            return (value,) if isinstance(value, str) else tuple(value)
         port = f":{self.url.port}" if self.url.port else ""
-        return f"{self.url.host or 'localhost'}{port}/{self.url.database or ''}"
+        return (f"{self.url.host or 'localhost'}{port}",)
 
     def variable(self, field: str) -> str:
         """The environment variable of an option of this database."""
