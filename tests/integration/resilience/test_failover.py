@@ -139,7 +139,8 @@ async def failover(cluster: Cluster, driver: str, shape: Shape, *, detection: bo
         await asyncio.sleep(AFTER)
         stop.set()
         run.answers = await running
-        stats = httpx.get(service.url + "/debug/pool-stats", timeout=5).json()
+        async with httpx.AsyncClient(base_url=service.url, timeout=5) as client:
+            stats = (await client.get("/debug/pool-stats")).json()
         run.failovers = stats["databases"]["primary"]["failovers"]
         run.output = service.output()
     run.ledger = check_ledger(cluster, run)
@@ -151,7 +152,7 @@ def check_ledger(cluster: Cluster, run: Run) -> dict[str, int]:
     def rows(port: int) -> Counter[uuid.UUID]:
         with cluster.connect(port) as conn:
             found = conn.execute(f"SELECT id, count(*) FROM {LEDGER} GROUP BY id").fetchall()
-        return Counter({key: n for key, n in found})
+        return Counter(dict(found))
 
     on_new = rows(cluster.replica_port)
     ok = {key for key, status in run.writes.items() if status == 200}
