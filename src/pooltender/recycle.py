@@ -10,11 +10,11 @@ recycle is left off), with two rules:
 - **jitter**: each connection's lifetime is ``DATABASE_POOL_RECYCLE`` shortened by a
   random 0 to 10 % (:data:`JITTER`; psycopg_pool's ``max_lifetime`` does the same), drawn
   when it is opened: with the default 3600 s, between 3240 s and 3600 s;
-- **pace**: at most a quarter of the pool size (at least one) is replaced within any one
-  second (:func:`pace`); a connection due while that many were just replaced is kept
-  until a later checkout, so no connection outlives its lifetime by more than about
-  ``4 x`` the number of connections due at once divided by the pool size, in seconds
-  (4 s for a whole pool due together).
+- **pace**: replacements start at least ``1 / pace`` seconds apart, and each after the
+  previous one's new connection is open (:func:`pace`: a quarter of the pool size, at
+  least one, per second), so no one second sees more than a quarter of the pool
+  reopened. A connection due while another was just replaced is kept until a later
+  checkout: when the whole pool is due at once, the last one is replaced about 4 s late.
 
 The lifetime is kept in ``ConnectionPoolEntry.info`` at ``connect``; the ``checkout``
 event replaces a connection past it by raising ``DisconnectionError``, SQLAlchemy's
@@ -23,7 +23,6 @@ documented way for a checkout listener to have a connection replaced.
 
 from __future__ import annotations
 
-import collections
 import random
 import threading
 import time
@@ -50,8 +49,7 @@ class RecycleDue(exc.DisconnectionError):
 
 
 def pace(pool_size: int) -> int:
-    """Connections replaced at most within any one second: a quarter of the pool, at
-    least one."""
+    """Connections replaced per second at most: a quarter of the pool, at least one."""
     return max(1, pool_size // 4)
 
 
@@ -64,25 +62,32 @@ def install_recycle(
 ) -> None:
     """Replace ``engine``'s connections after ``recycle`` seconds less a random 0 to
     :data:`JITTER` of it, at most :func:`pace` per second (see the module docstring)."""
-    limit = pace(pool_size)
-    recent: collections.deque[float] = collections.deque()
+    spacing = 1.0 / pace(pool_size)
+    last = -spacing  # monotonic: the last replacement began, or its connection opened
+    replacing: set[int] = set()  # records whose replacement is being opened
     lock = threading.Lock()
 
     @event.listens_for(engine, "connect")
     def _lifetime(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info[EXPIRES] = time.monotonic() + recycle * (1.0 - JITTER * draw())
+        nonlocal last
+        now = time.monotonic()
+        record.info[EXPIRES] = now + recycle * (1.0 - JITTER * draw())
+        if id(record) in replacing:
+            with lock:
+                replacing.discard(id(record))
+                last = max(last, now)
 
     # Before the pre-ping: a connection about to be replaced needs no ping.
     @event.listens_for(engine, "checkout", insert=True)
     def _due(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        nonlocal last
         expires = record.info.get(EXPIRES)
         now = time.monotonic()
         if expires is None or now < expires:
             return
         with lock:
-            while recent and recent[0] <= now - 1.0:
-                recent.popleft()
-            if len(recent) >= limit:
-                return  # enough replaced this second: keep it for now
-            recent.append(now)
+            if now < last + spacing:
+                return  # another was just replaced: keep this one for now
+            last = now
+            replacing.add(id(record))
         raise RecycleDue(f"the connection reached its lifetime ({recycle:g} s less jitter)")
