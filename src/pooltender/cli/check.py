@@ -1,6 +1,7 @@
 """``pooltender check``: can every configured database carry this deployment?
 
-For each database from ``DATABASE_*``: reachable, server version, slots
+For each database from ``DATABASE_*``: reachable, each host and its role (primary,
+standby, read-only; a multi-host URL lists them all), server version, slots
 (``max_connections`` less the reserved ones), connections in use, the time to
 open a connection against a pooled checkout, the connection budget of
 ``workers x instances`` processes, and whether a pooler (PgBouncer) is in
@@ -87,6 +88,14 @@ def _server_key(settings: DatabaseSettings) -> tuple[str, str, int | None]:
     return (settings.driver.backend, url.host or "localhost", url.port)
 
 
+def _url_port(settings: DatabaseSettings, reached: int | None) -> int | None:
+    """The URL's port of the host the probe reached: a multi-host URL names several."""
+    ports = [int(h.rpartition(":")[2]) if ":" in h else 5432 for h in settings.hosts]
+    if len(ports) == 1:
+        return settings.url.port
+    return reached if reached in ports else ports[0]
+
+
 def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, Any]:
     """The report as plain data (what ``--json`` prints)."""
     # Databases on one server share its slots: their budgets add up.
@@ -111,6 +120,13 @@ def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, An
             "max_overflow": s.max_overflow,
             "failures": [],
         }
+        if p.roles:
+            entry["hosts"] = [{"host": host, "role": role} for host, role in p.roles]
+            if not s.read_only and all(role != "primary" for _, role in p.roles):
+                entry["failures"].append(
+                    "no host is a writable primary: "
+                    + ", ".join(f"{host} {role}" for host, role in p.roles)
+                )
         if p.error is not None:
             entry["failures"].append(f"unreachable: {p.error}")
         facts = p.facts
@@ -139,7 +155,7 @@ def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, An
                         f"budget {shared} connections exceeds the {facts.usable} usable slots"
                     )
             if s.driver.backend == "postgresql":
-                signs = pooler_signs(s.url.port, facts)
+                signs = pooler_signs(_url_port(s, facts.server_port), facts)
                 entry["pooler_signs"] = signs
                 if signs:
                     entry["budget_note"] = (
@@ -175,9 +191,14 @@ def _print(report: dict[str, Any], workers: int, instances: int) -> None:
 
 
 def _rows(e: dict[str, Any], workers: int, instances: int) -> list[_Row]:
+    hosts = []
+    if "hosts" in e:
+        roles = ", ".join(f"{h['host']} {h['role']}" for h in e["hosts"])
+        no_primary = any(f.startswith("no host is") for f in e["failures"])
+        hosts.append(_Row("hosts", roles, not no_primary))
     if not e["reachable"]:
-        return [_Row("reachable", f"no: {e['error']}", False)]
-    rows = [_Row("reachable", "yes", True)]
+        return [_Row("reachable", f"no: {e['error']}", False), *hosts]
+    rows = [_Row("reachable", "yes", True), *hosts]
     if "server_version" in e:
         reserved = [
             f"{key} {e[key]}"
