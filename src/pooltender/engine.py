@@ -262,6 +262,8 @@ def _install_events(
                 + describe_error(context.original_exception, secrets),
                 retry_after=settings.retry_after,
             )
+        if not context.is_disconnect and _is_lost(context.original_exception):
+            context.is_disconnect = True  # the driver has not noticed the close yet
         if (
             context.is_disconnect
             and not context.is_pre_ping
@@ -338,6 +340,25 @@ def _deadline_expired(context: ExceptionContext) -> float | None:
         driver_connection = connection.connection.driver_connection
     expired = getattr(driver_connection, DEADLINE_EXPIRED, None)
     return float(expired) if isinstance(expired, (int, float)) else None
+
+
+def _is_lost(error: BaseException) -> bool:
+    """True for an error that leaves the connection unusable although the driver may not
+    know it yet: the server is shutting the session down (PostgreSQL SQLSTATE class 57P:
+    ``admin_shutdown`` on a fast stop, ``crash_shutdown``, ``cannot_connect_now``; class
+    08, connection exceptions), or asyncpg's protocol lost its state on such a close
+    (``InternalClientError: cannot switch to state ...``)."""
+    for candidate in (error, error.__cause__):
+        if candidate is None:
+            continue
+        sqlstate = str(getattr(candidate, "sqlstate", None) or "")
+        if sqlstate.startswith(("57P", "08")):
+            return True
+        if type(candidate).__name__ == "InternalClientError" and "cannot switch to state" in str(
+            candidate
+        ):
+            return True
+    return False
 
 
 # MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT.
