@@ -127,7 +127,13 @@ class DatabaseSettings(_Settings):
         gt=0,
     )
     pool_recycle: int = option(
-        3600, "3600", "seconds after which a connection is replaced (`-1`: never)", ge=-1
+        3600,
+        "3600",
+        "seconds after which a connection is replaced, less a random 0-10 % per connection, "
+        "and at most a quarter of the pool replaced per second, so connections opened "
+        "together are not all reopened together ([recycling](docs/resilience.md#recycling)); "
+        "`-1`: never",
+        ge=-1,
     )
     pool_pre_ping: bool = option(
         True,

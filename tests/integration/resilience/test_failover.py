@@ -79,7 +79,8 @@ class Run:
         return (
             f"failover shape ({self.shape}), {self.driver}, detection "
             f"{'on' if self.detection else 'off'}: writes {dict(self.by_status(False))}, "
-            f"reads {dict(self.by_status(True))}; incident to promotion "
+            f"reads {dict(self.by_status(True))}; slowest "
+            f"{max((a.elapsed for a in self.answers), default=0.0):.2f} s; incident to promotion "
             f"{self.promoted - self.incident:.2f} s; last failed write "
             f"{self.recovered_after():.2f} s after the promotion; 503 reasons "
             f"{dict(self.reasons)}; failovers counted {self.failovers}; ledger {self.ledger}"
