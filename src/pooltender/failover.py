@@ -195,9 +195,12 @@ class FailoverDetector:
 
     def _on_error(self, context: ExceptionContext) -> None:
         code = is_read_only_error(context.original_exception)
-        if code is None or context.connection is None or context.is_pre_ping:
+        connection = context.connection
+        if code is None or connection is None or context.is_pre_ping:
             return
-        info = context.connection.connection.info
+        # ``Connection.connection`` of an invalidated connection would reconnect.
+        usable = not (connection.closed or connection.invalidated)
+        info = connection.connection.info if usable else {}
         self._failed_over(info.get(GENERATION), info.get(IDENTITY, "unknown server"), code)
         context.is_disconnect = True  # this connection goes; the others by their generation
         context.invalidate_pool_on_disconnect = False
