@@ -7,8 +7,9 @@ a read-only transaction") until the service restarts. On a database *not* declar
 read-only (``DATABASE_<NAME>_READ_ONLY``), with ``DATABASE_FAILOVER_DETECTION`` on (the
 default), pooltender treats as a failover:
 
-- a write refused as read-only: PostgreSQL ``25006``, MariaDB/MySQL error ``1290``
-  (``--read-only``);
+- a write refused as read-only: PostgreSQL ``25006`` (unless the server reports itself
+  writable, :func:`reports_read_only`: then the application's own transaction was read
+  only), MariaDB/MySQL error ``1290`` (``--read-only``);
 - a new connection whose server reports itself in recovery (a standby) or read-only
   (``transaction_read_only``; MariaDB/MySQL ``@@read_only``): refused at connect time.
 
@@ -44,7 +45,13 @@ from .errors import FailoverDetected
 from .secrets import redact_url
 from .settings import DatabaseSettings
 
-__all__ = ["GENERATION", "FailoverDetector", "ServerState", "is_read_only_error"]
+__all__ = [
+    "GENERATION",
+    "FailoverDetector",
+    "ServerState",
+    "is_read_only_error",
+    "reports_read_only",
+]
 
 logger = logging.getLogger("pooltender.failover")
 
@@ -93,6 +100,30 @@ def is_read_only_error(error: BaseException) -> str | None:
         if len(args) >= 2 and args[0] == _MYSQL_READ_ONLY and "read" in str(args[1]).lower():
             return f"error {_MYSQL_READ_ONLY}"
     return None
+
+
+_REPORTED = ("in_hot_standby", "default_transaction_read_only")
+
+
+def reports_read_only(driver_connection: Any) -> bool | None:
+    """Whether the server of a PostgreSQL connection last reported itself read-only:
+    ``in_hot_standby`` or ``default_transaction_read_only`` on (PostgreSQL 14+ sends both
+    as ``ParameterStatus`` whenever they change, a reload included); ``None`` when the
+    driver or the server does not tell. It tells a demoted primary from a transaction
+    the application itself made read-only (``SET TRANSACTION READ ONLY``)."""
+    status = getattr(getattr(driver_connection, "info", None), "parameter_status", None)
+    if callable(status):  # psycopg
+        values = [status(name) for name in _REPORTED]
+    elif callable(getattr(driver_connection, "get_settings", None)):  # asyncpg
+        reported = driver_connection.get_settings()
+        values = [getattr(reported, name, None) for name in _REPORTED]
+    elif callable(getattr(driver_connection, "get_parameter_status", None)):  # psycopg2
+        values = [driver_connection.get_parameter_status(name) for name in _REPORTED]
+    else:
+        return None
+    if all(value is None for value in values):
+        return None
+    return any(value == "on" for value in values)
 
 
 def server_state(dbapi_connection: Any, backend: str) -> ServerState | None:
@@ -200,7 +231,10 @@ class FailoverDetector:
             return
         # ``Connection.connection`` of an invalidated connection would reconnect.
         usable = not (connection.closed or connection.invalidated)
-        info = connection.connection.info if usable else {}
+        proxied = connection.connection if usable else None
+        if proxied is not None and reports_read_only(proxied.driver_connection) is False:
+            return  # the server is writable: a transaction the application made read-only
+        info = proxied.info if proxied is not None else {}
         self._failed_over(info.get(GENERATION), info.get(IDENTITY, "unknown server"), code)
         context.is_disconnect = True  # this connection goes; the others by their generation
         context.invalidate_pool_on_disconnect = False
