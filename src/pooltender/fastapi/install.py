@@ -87,7 +87,13 @@ def install(
     if engines is not None and databases is not None:
         raise PooltenderError("install(app): pass databases or engines, not both")
     app.state.pooltender_installed = True
-    options = pooltender_settings if pooltender_settings is not None else load_pooltender_settings()
+    try:
+        options = (
+            pooltender_settings if pooltender_settings is not None else load_pooltender_settings()
+        )
+    except PooltenderError as exc:
+        _log_start_failure(exc)
+        raise
     if engines is not None:
         adopted = dict(engines)
         databases = lambda: Databases.from_engines(adopted, pooltender_settings=options)  # noqa: E731
@@ -104,13 +110,13 @@ def install(
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
-        dbs = getattr(app.state, FACTORY_KEY)()
-        if instruments is not None:
-            instruments.watch(dbs)  # before start: the warm-up's connections count too
         try:
+            dbs = getattr(app.state, FACTORY_KEY)()  # reads DATABASE_* by default
+            if instruments is not None:
+                instruments.watch(dbs)  # before start: the warm-up's connections count too
             await dbs.start()
         except PooltenderError as exc:
-            logger.error("pooltender could not start: %s", exc)
+            _log_start_failure(exc)
             raise
         setattr(app.state, STATE_KEY, dbs)
         publisher = Publisher(workers, dbs.stats) if workers is not None else None
@@ -162,6 +168,12 @@ def install(
                 f"it needs stats_path={folder}/pool-stats"
             )
         app.include_router(dashboard_router(access, path="/" + page), prefix=folder)
+
+
+def _log_start_failure(exc: PooltenderError) -> None:
+    """One line, before the server's traceback: the variable or the database and host,
+    and the reason (a ``ConfigurationError`` or ``StartupError`` message; never a password)."""
+    logger.error("pooltender could not start: %s", exc)
 
 
 def _instruments(app: FastAPI, provider: MeterProvider | None) -> PoolInstruments:
