@@ -44,6 +44,17 @@ MYSQL_FACTS = text(
     " (SELECT COUNT(*) FROM information_schema.PROCESSLIST), @@port"
 )
 PG_BACKEND_PID = text("SELECT pg_backend_pid()")
+# Connections open on the server now by anyone but this one: other clients, other
+# databases, a running instance of the service itself. Asked before the probe opens any
+# other connection of its own, so none of the probe's are counted.
+PG_OTHERS = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+MYSQL_OTHERS = text(
+    "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+    " WHERE ID <> CONNECTION_ID() AND COMMAND <> 'Daemon'"
+)
 
 
 @dataclass
@@ -73,6 +84,7 @@ class Probe:
     pooled: list[float] = field(default_factory=list)
     roles: list[tuple[str, str]] = field(default_factory=list)
     """Each host of the URL and its role (PostgreSQL, MariaDB/MySQL)."""
+    others_in_use: int | None = None  # connections of other clients open on the server
 
     @staticmethod
     def median(values: list[float]) -> float | None:
@@ -90,7 +102,7 @@ async def probe(settings: DatabaseSettings, samples: int) -> Probe:
             await asyncio.wait_for(_measure_async(engine, result, samples), budget)
         else:
             await asyncio.wait_for(
-                asyncio.to_thread(_measure_sync, engine, result, samples), budget
+                asyncio.to_thread(_count_then_measure, engine, result, samples), budget
             )
     except TimeoutError:
         result.error = f"timed out after {budget:g} s"
@@ -160,7 +172,24 @@ async def _measure_async(engine: AsyncEngine, result: Probe, samples: int) -> No
     # The same measurement as a sync engine's, run in SQLAlchemy's greenlet (run_sync),
     # where the async engine's sync face works; the connection it runs in stays out.
     async with engine.connect() as connection:
+        await connection.run_sync(lambda sync: _count_others(sync, result))
         await connection.run_sync(lambda sync: _measure_sync(sync.engine, result, samples))
+
+
+def _count_then_measure(engine: Engine, result: Probe, samples: int) -> None:
+    with engine.connect() as connection:
+        _count_others(connection, result)
+        connection.invalidate()  # the first "new connection" sample opens a new one
+    _measure_sync(engine, result, samples)
+
+
+def _count_others(connection: Connection, result: Probe) -> None:
+    """How many connections others hold on the server, on the probe's first connection."""
+    backend = connection.engine.dialect.name
+    query = {"postgresql": PG_OTHERS, "mysql": MYSQL_OTHERS, "mariadb": MYSQL_OTHERS}.get(backend)
+    if query is not None:
+        result.others_in_use = int(connection.execute(query).scalar_one())
+        connection.commit()
 
 
 def _measure_sync(engine: Engine, result: Probe, samples: int) -> None:
