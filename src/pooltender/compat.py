@@ -41,10 +41,17 @@ CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run
    pooltender's gated pool *with the app's pool options and listeners*;
    ``recreate()`` can only build the same class again, and no public accessor gives
    the options back (``status()`` is text without them).
+7. ``asyncio.events.Handle._run``: the method the standard event loop calls to run
+   each callback (one task step, one ``call_soon``), a new frame of it for each. The
+   watchdog tells a loop stuck in one callback (the same ``_run`` frame across its
+   threshold) from one busy with many short ones; no public interface names the
+   running callback (``loop._current_handle`` is kept in debug mode only). Loops that
+   run callbacks without a Python frame (uvloop) need nothing from here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from collections.abc import Callable
@@ -58,6 +65,7 @@ from sqlalchemy.pool import QueuePool
 from .errors import CompatibilityError
 
 __all__ = [
+    "HANDLE_RUN_CODE",
     "LOGGER_NAMESPACE",
     "POOL_HOOKS",
     "QUEUE_POOL_OPTIONS",
@@ -100,6 +108,9 @@ await_: Callable[[Any], Any] | None = getattr(sa_util, "await_", None) or getatt
     sa_util, "await_only", None
 )
 """(5) SQLAlchemy's await from synchronous code inside its greenlet (``None`` if gone)."""
+HANDLE_RUN_CODE: Any = getattr(getattr(asyncio.events.Handle, "_run", None), "__code__", None)
+"""(7) The code object of ``asyncio.events.Handle._run`` (``None``: not a Python function)."""
+
 
 _verified = False
 

@@ -106,6 +106,30 @@ def test_the_current_task_of_a_loop_is_readable_from_another_thread() -> None:
     assert seen == [task]
 
 
+def test_each_callback_of_the_standard_loop_runs_in_a_new_handle_run_frame() -> None:
+    """The watchdog tells one long callback from many short ones by this frame."""
+    assert compat.HANDLE_RUN_CODE is not None
+    seen: list[object] = []
+
+    def callback() -> None:
+        frame = compat.getframe(0)
+        while frame is not None and frame.f_code is not compat.HANDLE_RUN_CODE:
+            frame = frame.f_back  # type: ignore[assignment]
+        seen.append(frame)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(callback)
+        loop.call_soon(callback)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    first, second = seen
+    assert first is not None
+    assert second is not None
+    assert first is not second
+
+
 def test_verify_names_a_missing_hook_and_the_installed_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
