@@ -15,9 +15,10 @@ One daemon thread per event loop, shared by the databases started on it. Every
   same instruction. The time counted in that callback is the loop thread's CPU time
   in it plus the time it slept in a call (Linux: ``/proc/self/task/<tid>``; wall time
   elsewhere), not the time it waited for a CPU: a thread the OS starves on saturated
-  cores is not taken for one stuck in its code. The watchdog
-  vouches only for what it saw: a gap between two of its samples longer than
-  ``max(3 ticks, threshold / 2)`` starts the count again;
+  cores is not taken for one stuck in its code. Without a per-callback frame the
+  same frames could also mean a callback that came back to the same point, so there
+  a gap between two samples longer than ``max(3 ticks, threshold / 2)`` (the watchdog
+  itself starved) starts the count again;
 - scans each pool's held table for connections held past ``leak_threshold``
   (WARNING once, with the checkout site and stack);
 - writes the messages the pool listeners queued (leak returned, reclaimed by the
@@ -227,7 +228,12 @@ class Watchdog:
         thread = thread_time(self._loop_native_id)
         seen = _Running(frame, now, thread)
         last = self._in_callback
-        if last is None or now - last.seen > self._max_gap or not last.same(seen):
+        gap = now - last.seen if last is not None else 0.0
+        if (
+            last is None
+            or not last.same(seen)
+            or (last.instruction is not None and gap > self._max_gap)
+        ):
             self._in_callback = seen  # something else, or a gap in what this thread saw
             return 0.0, frame
         return last.advance(now, thread), frame
