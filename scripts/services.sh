@@ -29,3 +29,8 @@ if ! maria_up >/dev/null 2>&1; then
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql 2>/dev/null || true
 fi
 wait_for MariaDB maria_up
+
+# The primary/replica pair of the failover tests (ports 5441/5442, clusters of their own;
+# the tests' fixture also brings it up, and removes it at the end of a run).
+echo "services: the failover-test pair (scripts/pg-cluster.sh up)"
+bash "$(dirname "$0")/pg-cluster.sh" up

@@ -9,6 +9,9 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# An app's own test suite, run as that app runs it (tests/integration/test_adopt_app.py).
+collect_ignore_glob = ["apps/notes_service/*"]
+
 POSTGRES_URL = os.environ.get(
     "POOLTENDER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

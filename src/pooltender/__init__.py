@@ -14,6 +14,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import DatabaseUnavailable as DatabaseUnavailable
 from .errors import DatabaseUnreachable as DatabaseUnreachable
 from .errors import DriverNotInstalled as DriverNotInstalled
+from .errors import FailoverDetected as FailoverDetected
 from .errors import LifecycleError as LifecycleError
 from .errors import PoolOverloaded as PoolOverloaded
 from .errors import PooltenderError as PooltenderError
@@ -22,6 +23,7 @@ from .errors import ReadOnlyError as ReadOnlyError
 from .errors import StartupError as StartupError
 from .errors import StatementTimeout as StatementTimeout
 from .fork import dispose_after_fork as dispose_after_fork
+from .migrations import migration_engine as migration_engine
 from .readiness import readiness as readiness
 from .secrets import redact_url as redact_url
 from .settings import DatabaseSettings as DatabaseSettings
@@ -43,6 +45,7 @@ __all__ = [
     "DatabaseUnreachable",
     "Databases",
     "DriverNotInstalled",
+    "FailoverDetected",
     "LifecycleError",
     "PoolOverloaded",
     "PoolStats",
@@ -58,6 +61,7 @@ __all__ = [
     "dispose_after_fork",
     "load_database_settings",
     "load_pooltender_settings",
+    "migration_engine",
     "readiness",
     "redact_url",
 ]

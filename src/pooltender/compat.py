@@ -29,7 +29,25 @@ CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run
    user's checkout site; the watchdog reads the event-loop thread's frame. ``inspect``
    builds ``FrameInfo`` objects and reads source for every frame: too slow for a
    checkout.
-5. SQLAlchemy's asyncpg adapter ``_start_transaction()``: the coroutine that sends the
+5. ``sqlalchemy.util.await_only`` (2.0; ``await_`` in 2.1, where ``await_only`` stays as
+   an alias): awaits from the synchronous pool code SQLAlchemy runs inside its asyncio
+   greenlet. pooltender's async pool waits for a connection handed to it in turn (first
+   come, first served) on an asyncio future; the pool API is synchronous, and
+   ``AdaptedConnection.run_async`` needs a connection, which a waiting checkout has not.
+6. ``QueuePool._creator``, ``_max_overflow``, ``_pre_ping``, ``_recycle``,
+   ``_pool.use_lifo``, ``_orig_logging_name``, ``_reset_on_return``, ``_dialect`` and
+   ``Pool(_dispatch=...)``: what ``QueuePool.recreate()`` (public) passes to build a
+   pool like another. Adopting an app's own engine (:mod:`pooltender.adopt`) builds
+   pooltender's gated pool *with the app's pool options and listeners*;
+   ``recreate()`` can only build the same class again, and no public accessor gives
+   the options back (``status()`` is text without them).
+7. ``asyncio.events.Handle._run``: the method the standard event loop calls to run
+   each callback (one task step, one ``call_soon``), a new frame of it for each. The
+   watchdog tells a loop stuck in one callback (the same ``_run`` frame across its
+   threshold) from one busy with many short ones; no public interface names the
+   running callback (``loop._current_handle`` is kept in debug mode only). Loops that
+   run callbacks without a Python frame (uvloop) need nothing from here.
+8. SQLAlchemy's asyncpg adapter ``_start_transaction()``: the coroutine that sends the
    adapter's own ``BEGIN`` (with the isolation level, ``readonly`` and ``deferrable`` it
    holds) and records that the transaction has started, so the first statement does
    not send another. The pre-ping of a checkout that opens a transaction
@@ -41,6 +59,7 @@ CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from collections.abc import Callable
@@ -48,17 +67,22 @@ from importlib import metadata
 from types import FrameType
 from typing import Any
 
+from sqlalchemy import util as sa_util
 from sqlalchemy.pool import QueuePool
 
 from .errors import CompatibilityError
 
 __all__ = [
+    "HANDLE_RUN_CODE",
     "LOGGER_NAMESPACE",
     "POOL_HOOKS",
+    "QUEUE_POOL_OPTIONS",
     "asyncpg_begin",
     "asyncpg_socket",
+    "await_",
     "current_frames",
     "getframe",
+    "queue_pool_options",
     "verify",
     "verify_asyncpg_connection",
 ]
@@ -72,14 +96,32 @@ LOGGER_NAMESPACE = "_sqla_logger_namespace"
 ASYNCPG_TRANSPORT = "_transport"
 """(3) The attribute of an asyncpg ``Connection`` holding its asyncio transport."""
 
+QUEUE_POOL_OPTIONS = (
+    "_creator",
+    "_max_overflow",
+    "_pre_ping",
+    "_recycle",
+    "_orig_logging_name",
+    "_reset_on_return",
+    "_dialect",
+)
+"""(6) The attributes of a ``QueuePool`` that ``recreate()`` reads (and ``_pool``)."""
 ASYNCPG_BEGIN = "_start_transaction"
-"""(5) The asyncpg adapter's coroutine method that sends its ``BEGIN``."""
+"""(8) The asyncpg adapter's coroutine method that sends its ``BEGIN``."""
 
 getframe: Callable[[int], FrameType] = sys._getframe
 """(4) ``sys._getframe``."""
 
 current_frames: Callable[[], dict[int, FrameType]] = sys._current_frames
 """(4) ``sys._current_frames``."""
+
+await_: Callable[[Any], Any] | None = getattr(sa_util, "await_", None) or getattr(
+    sa_util, "await_only", None
+)
+"""(5) SQLAlchemy's await from synchronous code inside its greenlet (``None`` if gone)."""
+HANDLE_RUN_CODE: Any = getattr(getattr(asyncio.events.Handle, "_run", None), "__code__", None)
+"""(7) The code object of ``asyncio.events.Handle._run`` (``None``: not a Python function)."""
+
 
 _verified = False
 
@@ -103,6 +145,8 @@ def verify() -> None:
     for hook in POOL_HOOKS:
         if not callable(getattr(QueuePool, hook, None)):
             raise CompatibilityError(f"sqlalchemy.pool.QueuePool.{hook}", "SQLAlchemy")
+    if not callable(await_):
+        raise CompatibilityError("sqlalchemy.util.await_only", "SQLAlchemy")
     try:
         from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
     except ImportError:  # pragma: no cover - the dialect ships with SQLAlchemy
@@ -114,6 +158,28 @@ def verify() -> None:
         if not callable(getattr(sys, name, None)):
             raise CompatibilityError(f"sys.{name}", "Python")
     _verified = True
+
+
+def queue_pool_options(pool: QueuePool) -> dict[str, Any]:
+    """(6) The arguments ``pool.recreate()`` would build its successor with, for another
+    pool class (keeps the app's creator, sizes, recycle, pre-ping and listeners)."""
+    for name in (*QUEUE_POOL_OPTIONS, "_pool"):
+        if not hasattr(pool, name):
+            raise CompatibilityError(f"sqlalchemy.pool.QueuePool.{name}", "SQLAlchemy")
+    return {
+        "creator": pool._creator,
+        "pool_size": pool.size(),
+        "max_overflow": pool._max_overflow,
+        "pre_ping": pool._pre_ping,
+        "use_lifo": pool._pool.use_lifo,
+        "timeout": pool.timeout(),
+        "recycle": pool._recycle,
+        "echo": pool.echo,
+        "logging_name": pool._orig_logging_name,
+        "reset_on_return": pool._reset_on_return,
+        "_dispatch": pool.dispatch,
+        "dialect": pool._dialect,
+    }
 
 
 def verify_asyncpg_connection(driver_connection: Any) -> None:
@@ -136,7 +202,7 @@ def asyncpg_socket(driver_connection: Any) -> socket.socket | None:
 
 
 def asyncpg_begin(dbapi_connection: Any) -> None:
-    """(5) Send the asyncpg adapter's ``BEGIN`` now, as its first statement would.
+    """(8) Send the asyncpg adapter's ``BEGIN`` now, as its first statement would.
 
     A failure raises as the adapter's statements do (a ``DBAPIError`` of the dialect,
     the driver's ``TimeoutError`` chained); the adapter then has no transaction.

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 
 from sqlalchemy import text
@@ -21,15 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SyncSessionMaker
 
+from .adopt import Adoption, adopted_settings
 from .engine import build_engine, describe_error
 from .errors import CompatibilityError, DatabaseUnavailable, LifecycleError, StartupError
+from .failover import FailoverDetector
 from .monitor import PoolMonitor, Watchdog
 from .pool import GatedPool, WaitQueue
 from .readonly import read_only_session_class
 from .secrets import credentials
 from .serverinfo import usable_slots
 from .sessions import AsyncSessions, SyncSessions
-from .settings import DatabaseSettings, PooltenderSettings
+from .settings import PRIMARY, DatabaseSettings, PooltenderSettings
 from .snapshot import pool_stats
 from .stats import PoolStats
 
@@ -54,7 +57,7 @@ class _Face(Protocol):
 
     async def server_slots(self) -> int | None: ...
 
-    async def open(self, count: int) -> None: ...
+    async def open(self, count: int) -> tuple[int, BaseException | None]: ...
 
     async def dispose(self) -> None: ...
 
@@ -79,12 +82,27 @@ class _AsyncFace:
         async with self.engine.connect() as connection:
             return await connection.run_sync(usable_slots)
 
-    async def open(self, count: int) -> None:
-        """Open ``count`` connections at once, then return them all to the pool."""
-        async with contextlib.AsyncExitStack() as stack:
-            await asyncio.gather(
-                *(stack.enter_async_context(self.engine.connect()) for _ in range(count))
-            )
+    async def open(self, count: int) -> tuple[int, BaseException | None]:
+        """Open ``count`` connections at once, then return them all to the pool: how many
+        opened, and the first failure.
+
+        Every attempt is waited for, a failed one too, and every connection that opened is
+        returned, also when the others failed (a server that takes 4 of 8) or the start is
+        cancelled: none is left for the garbage collector, which would report it as a leak
+        of whoever started the app.
+        """
+        tasks = [asyncio.ensure_future(self.engine.connect().start()) for _ in range(count)]
+        try:
+            await asyncio.wait(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()  # only those still running: a cancelled start
+            await asyncio.wait(tasks)
+            opened = [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
+            for connection in opened:
+                await connection.close()
+        failures = [t.exception() for t in tasks if not t.cancelled() and t.exception()]
+        return len(opened), failures[0] if failures else None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -113,13 +131,17 @@ class _SyncFace:
 
         return await asyncio.to_thread(read)
 
-    async def open(self, count: int) -> None:
-        def open_all() -> None:
-            with contextlib.ExitStack() as stack:
-                for _ in range(count):
-                    stack.enter_context(self.engine.connect())
+    async def open(self, count: int) -> tuple[int, BaseException | None]:
+        def open_all() -> tuple[int, BaseException | None]:
+            with contextlib.ExitStack() as stack:  # returns every one that opened
+                for opened in range(count):
+                    try:
+                        stack.enter_context(self.engine.connect())
+                    except Exception as exc:
+                        return opened, exc
+                return count, None
 
-        await asyncio.to_thread(open_all)
+        return await asyncio.to_thread(open_all)
 
     async def dispose(self) -> None:
         await asyncio.to_thread(self.engine.dispose)
@@ -136,6 +158,9 @@ class Database:
 
     ``pooltender_settings``: the process-wide ``POOLTENDER_*`` settings (default: their
     defaults; :meth:`Databases.from_env` reads them from the environment).
+
+    ``engine``: an engine the app built itself, adopted instead of building one
+    (:meth:`adopt` derives its settings; see :mod:`pooltender.adopt`).
     """
 
     def __init__(
@@ -143,6 +168,7 @@ class Database:
         settings: DatabaseSettings,
         *,
         pooltender_settings: PooltenderSettings | None = None,
+        engine: AsyncEngine | Engine | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.name
@@ -151,6 +177,8 @@ class Database:
         self.wait_queue = WaitQueue(
             settings.name, limit=settings.wait_limit, retry_after=settings.retry_after
         )
+        self.failover = FailoverDetector(settings)
+        """Failover detection (:mod:`pooltender.failover`): its server generation and count."""
         self.sessions: AsyncSessions | None = None
         """The async session factories once started (async drivers). A subclass may bind
         them elsewhere after :meth:`start` (the test kit binds them to one transaction)."""
@@ -163,6 +191,27 @@ class Database:
         self._state = DatabaseState.NEW
         self._engine: AsyncEngine | Engine | None = None
         self._face: _Face | None = None
+        self._adoption = Adoption(engine) if engine is not None else None
+
+    @classmethod
+    def adopt(
+        cls,
+        engine: AsyncEngine | Engine,
+        name: str = PRIMARY,
+        *,
+        pooltender_settings: PooltenderSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | None = ".env",
+    ) -> Database:
+        """The database of an engine the app built (``create_async_engine(...)``): its
+        own pool options, each overridden by its ``DATABASE_*`` variable where set.
+
+        Between :meth:`start` and :meth:`stop` every checkout through ``engine`` (the
+        app's own sessionmakers included) is gated and monitored; :meth:`stop` closes
+        pooltender's connections and gives the engine its own pool back.
+        """
+        settings = adopted_settings(engine, name, environ=environ, env_file=env_file)
+        return cls(settings, pooltender_settings=pooltender_settings, engine=engine)
 
     def __repr__(self) -> str:
         return f"<Database {self.name!r} {self.settings.host} {self._state.value}>"
@@ -245,12 +294,24 @@ class Database:
         if self._state is DatabaseState.STOPPED:
             raise LifecycleError(f"database {self.name!r} was stopped; build a new Database")
         monitored = self.pooltender_settings.monitor
-        engine = build_engine(
-            self.settings,
-            wait_queue=self.wait_queue,
-            on_connect_time=self.monitor.on_connect_time if monitored else None,
-            on_wait=self.monitor.on_wait if monitored else None,
-        )
+        on_connect_time = self.monitor.on_connect_time if monitored else None
+        on_wait = self.monitor.on_wait if monitored else None
+        engine: AsyncEngine | Engine
+        if self._adoption:  # the app's own engine: its options and listeners stand
+            engine = self._adoption.attach(
+                self.settings,
+                wait_queue=self.wait_queue,
+                on_connect_time=on_connect_time,
+                on_wait=on_wait,
+            )
+        else:
+            engine = build_engine(
+                self.settings,
+                wait_queue=self.wait_queue,
+                on_connect_time=on_connect_time,
+                on_wait=on_wait,
+                failover=self.failover,
+            )
         self._engine = engine
         sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
         if monitored:
@@ -273,7 +334,7 @@ class Database:
             await self._warm()
         except StartupError as exc:
             if not degraded:
-                await self._face.dispose()
+                await self._dispose()
                 self._engine = self._face = None
                 raise
             # Degraded start: serve anyway. Each request that needs this database answers
@@ -284,7 +345,7 @@ class Database:
                 exc,
             )
         except BaseException:
-            await self._face.dispose()
+            await self._dispose()
             self._engine = self._face = None
             raise
         self._state = DatabaseState.STARTED
@@ -306,12 +367,18 @@ class Database:
             return
         self._state = DatabaseState.STOPPED
         self.wait_queue.burst_log.flush()
-        if self._face is not None:
-            await self._face.dispose()
+        await self._dispose()
         if self._watchdog is not None:
             await asyncio.to_thread(self._watchdog.release, self.monitor)
             self._watchdog = None
         logger.info("database %r stopped", self.name)
+
+    async def _dispose(self) -> None:
+        """Close the pool's connections; an adopted engine gets its own pool back."""
+        if self._adoption is not None:
+            await self._adoption.release()
+        elif self._face is not None:
+            await self._face.dispose()
 
     async def _verify(self, attempts: int) -> None:
         assert self._face is not None
@@ -336,7 +403,7 @@ class Database:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        cause = last.__cause__ if isinstance(last, DatabaseUnavailable) else last
+        cause = (last.__cause__ or last) if isinstance(last, DatabaseUnavailable) else last
         secrets = credentials(self.settings.url)
         reason = describe_error(cause, secrets) if cause else "timed out"
         raise StartupError(self.name, self.settings.host, reason) from None
@@ -367,10 +434,15 @@ class Database:
             wanted = min(wanted, capacity)
         if wanted <= 1:
             return  # _verify already opened and returned one
-        try:
-            await self._face.open(wanted)
-        except Exception as exc:  # the database answered _verify: a partial warm-up is fine
-            logger.warning("database %r: warm-up stopped early: %s", self.name, exc)
+        opened, failure = await self._face.open(wanted)
+        if failure is not None:  # the database answered _verify: a partial warm-up is fine
+            logger.warning(
+                "database %r: warm-up opened %d of %d connections: %s",
+                self.name,
+                opened,
+                wanted,
+                describe_error(failure, credentials(self.settings.url)),
+            )
 
     def _describe(self) -> str:
         settings = self.settings

@@ -8,6 +8,9 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from .database import Database
 from .errors import ConfigurationError
 from .settings import (
@@ -41,6 +44,39 @@ class Databases(Mapping[str, Database]):
             {
                 name: Database(s, pooltender_settings=pooltender_settings)
                 for name, s in settings.items()
+            }
+        )
+
+    @classmethod
+    def from_engines(
+        cls,
+        engines: Mapping[str, AsyncEngine | Engine],
+        *,
+        pooltender_settings: PooltenderSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | None = ".env",
+    ) -> Databases:
+        """The databases of engines the app built itself (``{"primary": engine}``): each
+        gated and monitored between :meth:`start` and :meth:`stop`, the app's own
+        sessionmakers bound to it included (see :meth:`Database.adopt`).
+
+        Each engine keeps its own pool options unless its ``DATABASE_*`` variable is
+        set; ``pooltender_settings`` default: read from the same environment.
+        """
+        if not engines:
+            raise ConfigurationError("engines", "is empty; pass {'primary': engine, ...}")
+        if pooltender_settings is None:
+            pooltender_settings = load_pooltender_settings(environ, env_file=env_file)
+        return cls(
+            {
+                name: Database.adopt(
+                    engine,
+                    name,
+                    pooltender_settings=pooltender_settings,
+                    environ=environ,
+                    env_file=env_file,
+                )
+                for name, engine in engines.items()
             }
         )
 

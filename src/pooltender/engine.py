@@ -3,6 +3,12 @@
 - Only the pool options the user set reach SQLAlchemy, plus pooltender's deliberate
   default ``pool_recycle=3600``; the pre-ping (on by default) is pooltender's own
   checkout event (:mod:`pooltender.ping`).
+- Connections are recycled by pooltender (:mod:`pooltender.recycle`: a random 0-10 %
+  shorter lifetime each, a bounded pace), so SQLAlchemy's own ``pool_recycle`` is off.
+- Failover detection (:mod:`pooltender.failover`) on a database not declared read-only.
+- A multi-host PostgreSQL URL (``?host=db1:5432&host=db2:5432``) of a database that is
+  not read-only gets ``target_session_attrs=read-write`` unless it names one: new
+  connections go to the writable host (asyncpg and libpq both implement it).
 - A connect timeout always, so a dead host cannot hang a worker.
 - A server-side statement timeout where the dialect has one.
 - SQLite: a file database gets WAL and a busy timeout; an in-memory database lives
@@ -25,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import URL, Dialect, Engine
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -33,13 +39,15 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from . import compat
 from .deadline import DEADLINE_EXPIRED, psycopg_connect_args
 from .errors import DatabaseUnreachable, DriverNotInstalled, StatementTimeout
+from .failover import FailoverDetector
 from .fork import dispose_after_fork
 from .ping import install_pre_ping
 from .pool import GatedAsyncQueuePool, GatedQueuePool, WaitQueue
+from .recycle import install_recycle
 from .secrets import credentials, mask, redact_url
 from .settings import DatabaseSettings
 
-__all__ = ["build_engine", "describe_error", "sqlalchemy_options"]
+__all__ = ["build_engine", "describe_error", "sqlalchemy_options", "writable_url"]
 
 logger = logging.getLogger("pooltender.engine")
 
@@ -61,12 +69,28 @@ def sqlalchemy_options(settings: DatabaseSettings) -> dict[str, Any]:
         for field in ("pool_size", "max_overflow", "pool_timeout"):
             if settings.is_set(field):
                 options[field] = getattr(settings, field)
-        options["pool_recycle"] = settings.pool_recycle
+        # pooltender recycles (pooltender.recycle) when there is a lifetime to spread.
+        options["pool_recycle"] = -1 if settings.pool_recycle > 0 else settings.pool_recycle
     options["connect_args"] = _connect_args(settings)
     if settings.read_only and settings.driver.backend == "postgresql":
         # Every transaction BEGINs READ ONLY: the server refuses any write.
         options["execution_options"] = {"postgresql_readonly": True}
     return options
+
+
+def writable_url(settings: DatabaseSettings) -> URL:
+    """The URL the engine connects with: the driver explicit, and a multi-host PostgreSQL
+    URL of a database that is not read-only asking for the writable host."""
+    url = settings.engine_url
+    multi_host = len(settings.hosts) > 1
+    if (
+        multi_host
+        and settings.driver.backend == "postgresql"
+        and not settings.read_only
+        and "target_session_attrs" not in url.query
+    ):
+        url = url.update_query_dict({"target_session_attrs": "read-write"})
+    return url
 
 
 def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
@@ -123,12 +147,15 @@ def build_engine(
     wait_queue: WaitQueue | None = None,
     on_connect_time: Callable[[float], None] | None = None,
     on_wait: Callable[[float], None] | None = None,
+    failover: FailoverDetector | None = None,
 ) -> AsyncEngine | Engine:
     """A new engine for ``settings``: an :class:`AsyncEngine` when ``settings.is_async``.
 
     ``wait_queue`` bounds the wait for a connection (see :mod:`pooltender.pool`);
     ``on_connect_time`` receives the seconds each new connection took to open,
-    ``on_wait`` those each checkout took. No connection is opened here. A process
+    ``on_wait`` those each checkout took; ``failover`` keeps the failover state (a new
+    one by default; :class:`~pooltender.Database` passes its own, which its snapshot
+    reads). No connection is opened here. A process
     forked from this one drops the engine's inherited connections (see
     :mod:`pooltender.fork`).
     """
@@ -140,7 +167,7 @@ def build_engine(
     pool_options: dict[str, Any] = {"wait_queue": wait_queue, "on_wait": on_wait}
     if not settings.is_sqlite_memory:
         pool_options["overflow_idle_timeout"] = settings.overflow_idle_timeout
-    url = settings.engine_url
+    url = writable_url(settings)
     engine: AsyncEngine | Engine
     if settings.is_async:
         engine = create_async_engine(url, poolclass=GatedAsyncQueuePool, **pool_options, **options)
@@ -151,6 +178,9 @@ def build_engine(
         )
     if settings.pool_pre_ping and not settings.is_sqlite_memory:
         install_pre_ping(sync_engine, window=settings.pre_ping_window, begin=not settings.read_only)
+    if options["pool_recycle"] == -1 and settings.pool_recycle > 0:
+        install_recycle(sync_engine, settings.pool_recycle, settings.pool_size)
+    (failover or FailoverDetector(settings)).install(sync_engine)
     _install_events(
         sync_engine, settings, on_connect_time, options["connect_args"].get("command_timeout")
     )
@@ -163,7 +193,11 @@ def _install_events(
     settings: DatabaseSettings,
     on_connect_time: Callable[[float], None] | None,
     command_timeout: float | None,
+    *,
+    adopted: bool = False,
 ) -> None:
+    """Error translation (and connection timing); then, unless the engine is an app's
+    own (``adopted``: its connections keep the app's options), per-dialect options."""
     name, host = settings.name, settings.host
     secrets = credentials(settings.url)
 
@@ -228,6 +262,8 @@ def _install_events(
                 + describe_error(context.original_exception, secrets),
                 retry_after=settings.retry_after,
             )
+        if not context.is_disconnect and _is_lost(context.original_exception):
+            context.is_disconnect = True  # the driver has not noticed the close yet
         if (
             context.is_disconnect
             and not context.is_pre_ping
@@ -242,6 +278,8 @@ def _install_events(
                 retry_after=settings.retry_after,
             )
 
+    if adopted:
+        return
     backend = settings.driver.backend
     if backend == "sqlite" and not settings.is_sqlite_memory:
 
@@ -304,6 +342,25 @@ def _deadline_expired(context: ExceptionContext) -> float | None:
     return float(expired) if isinstance(expired, (int, float)) else None
 
 
+def _is_lost(error: BaseException) -> bool:
+    """True for an error that leaves the connection unusable although the driver may not
+    know it yet: the server is shutting the session down (PostgreSQL SQLSTATE class 57P:
+    ``admin_shutdown`` on a fast stop, ``crash_shutdown``, ``cannot_connect_now``; class
+    08, connection exceptions), or asyncpg's protocol lost its state on such a close
+    (``InternalClientError: cannot switch to state ...``)."""
+    for candidate in (error, error.__cause__):
+        if candidate is None:
+            continue
+        sqlstate = str(getattr(candidate, "sqlstate", None) or "")
+        if sqlstate.startswith(("57P", "08")):
+            return True
+        if type(candidate).__name__ == "InternalClientError" and "cannot switch to state" in str(
+            candidate
+        ):
+            return True
+    return False
+
+
 # MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT.
 _MYSQL_STATEMENT_TIMEOUTS = frozenset({1969, 3024})
 
@@ -318,7 +375,17 @@ def _is_statement_timeout(error: BaseException) -> bool:
 
 
 def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
-    """One line naming the error type and its first message line, every secret masked."""
+    """One line naming the error type and its first message line, every secret masked.
+
+    A character a driver could not encode is not named: it came from the connection's
+    settings, most likely the password (``€`` where the driver sends latin-1).
+    """
+    if isinstance(exc, UnicodeError):
+        encoding = getattr(exc, "encoding", "its encoding")
+        return (
+            f"{type(exc).__name__}: the driver cannot send a character of the connection "
+            f"settings (password, user name, ...) in {encoding}"
+        )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return mask(text, secrets)

@@ -13,7 +13,8 @@ Every error pooltender raises derives from :class:`PooltenderError`::
         ├── PoolOverloaded          the wait queue is full (DATABASE_MAX_WAITING): refused at once
         ├── PoolTimeout             no connection within DATABASE_POOL_TIMEOUT
         ├── DatabaseUnreachable     a new connection could not be opened, or one was lost
-        └── StatementTimeout        the server cancelled a statement at its statement timeout
+        ├── StatementTimeout        the server cancelled a statement at its statement timeout
+        └── FailoverDetected        the server turned out read-only: a demoted primary
 
 ``PoolOverloaded`` and ``PoolTimeout`` are also :class:`sqlalchemy.exc.TimeoutError`,
 so ``except sqlalchemy.exc.TimeoutError`` clauses written for a plain SQLAlchemy pool
@@ -32,6 +33,7 @@ __all__ = [
     "DatabaseUnavailable",
     "DatabaseUnreachable",
     "DriverNotInstalled",
+    "FailoverDetected",
     "LifecycleError",
     "PoolOverloaded",
     "PoolTimeout",
@@ -124,9 +126,13 @@ class DatabaseUnavailable(PooltenderError):
     """The pool cannot serve a connection now. HTTP integrations answer 503.
 
     ``retry_after`` is the number of seconds a client should wait before retrying.
+    The message (``str()``) is for logs and authorised debug output: it may name the
+    host, the port and the driver's own words. :attr:`public_message` is what an
+    anonymous client is told: the database's name and the reason, nothing else.
     """
 
     reason_code = "unavailable"
+    public_reason = "is unavailable"
 
     def __init__(self, database: str, message: str, *, retry_after: int = 1) -> None:
         self.database = database
@@ -137,23 +143,31 @@ class DatabaseUnavailable(PooltenderError):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def public_message(self) -> str:
+        """``database 'primary' is unreachable``: no host, port or driver text."""
+        return f"database {self.database!r} {self.public_reason}"
+
 
 class PoolOverloaded(DatabaseUnavailable, sqlalchemy.exc.TimeoutError):
     """Refused at once: all connections are in use and the wait queue is full."""
 
     reason_code = "overloaded"
+    public_reason = "is overloaded: every connection is in use and the wait queue is full"
 
 
 class PoolTimeout(DatabaseUnavailable, sqlalchemy.exc.TimeoutError):
     """No connection became free within the pool timeout."""
 
     reason_code = "timeout"
+    public_reason = "had no free connection within the pool timeout"
 
 
 class DatabaseUnreachable(DatabaseUnavailable):
     """A new connection to the database could not be opened."""
 
     reason_code = "unreachable"
+    public_reason = "is unreachable"
 
 
 class StatementTimeout(DatabaseUnavailable):
@@ -163,3 +177,15 @@ class StatementTimeout(DatabaseUnavailable):
     transaction is rolled back."""
 
     reason_code = "statement_timeout"
+    public_reason = "cancelled a statement at its statement timeout"
+
+
+class FailoverDetected(DatabaseUnavailable):
+    """The server of a database that is not declared read-only refused a write as
+    read-only (PostgreSQL SQLSTATE 25006, MariaDB/MySQL error 1290), or reported itself
+    read-only or in recovery when a connection was opened: a primary demoted by a
+    failover. The connection is replaced, and so is every pooled connection to that
+    server (:mod:`pooltender.failover`)."""
+
+    reason_code = "failover"
+    public_reason = "is read-only (a failover): its connections are being replaced"

@@ -11,7 +11,9 @@ checkout: ORM sessions, ``engine.connect()`` and raw connections alike.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
+from . import compat
 from .errors import DatabaseUnavailable, PoolOverloaded, PoolTimeout
 
 __all__ = ["BurstLog", "GatedAsyncQueuePool", "GatedPool", "GatedQueuePool", "WaitQueue"]
@@ -91,10 +94,10 @@ class WaitQueue:
     start. It knows nothing of the pool: the pool asks it for a place in the queue and
     reports a timeout; the refusal rule itself is :meth:`GatedPool.would_refuse`.
 
-    A connection returned while checkouts wait is on its way to one of them: from that
-    moment that checkout no longer waits, though it has not yet woken up to take the
-    connection (on SQLAlchemy 2.0 that takes the event loop a few turns). The pool says
-    so (:meth:`handing_off`), so that a newcomer arriving in that instant is not refused
+    A connection returned while checkouts wait is handed to the longest waiting one: from
+    that moment that checkout no longer waits, though it has not yet woken up to take the
+    connection (an event-loop turn or a thread switch later). The pool says so
+    (:meth:`handing_off`), so that a newcomer arriving in that instant is not refused
     because of a waiter already served.
     """
 
@@ -173,6 +176,20 @@ class WaitQueue:
         return error
 
 
+class _Turn:
+    """A checkout waiting its turn: the connection handed to it, and how to wake it."""
+
+    __slots__ = ("record", "wake")
+
+    def __init__(self) -> None:
+        self.record: ConnectionPoolEntry | None = None
+        self.wake: Callable[[], None] = _nothing
+
+
+def _nothing() -> None:
+    pass
+
+
 class GatedPool(QueuePool):
     """A QueuePool with a bounded wait queue (:class:`WaitQueue`) and lingering overflow.
 
@@ -182,6 +199,13 @@ class GatedPool(QueuePool):
     asks it earlier, before routing and before a session starts, to refuse a request
     before any of its work is done. A wait that runs out raises :class:`PoolTimeout`.
     Both are also ``sqlalchemy.exc.TimeoutError``.
+
+    **Waiters are served in order** (as psycopg_pool's and HikariCP's hand-off queues
+    do): a connection returned while checkouts wait goes straight to the longest waiting
+    one, never through the idle set, so a newcomer cannot take it on the way and a
+    waiter's wait is bounded by the queue ahead of it. (Through SQLAlchemy's own queue, a
+    woken waiter that lost its connection to a newcomer went to the back of the line;
+    under a burst some waited their whole ``pool_timeout``.)
 
     It overrides ``_do_get`` and ``_do_return_conn``, the hooks SQLAlchemy's ``Pool``
     provides to its implementations (see :mod:`pooltender.compat`), and reads the pool
@@ -224,11 +248,22 @@ class GatedPool(QueuePool):
         # Returned overflow connections kept open, oldest first: (returned at, record).
         self._spares: collections.deque[tuple[float, ConnectionPoolEntry]] = collections.deque()
         self._spares_lock = threading.Lock()
+        # Checkouts waiting for a connection, first come first served (see _do_get).
+        self._turns: collections.deque[_Turn] = collections.deque()
+        self._turns_lock = threading.Lock()
+        self._claims = 0  # checkouts on their way to an idle connection of the queue
 
     def would_wait(self) -> bool:
-        """True when a checkout now finds no idle connection and no room to open one."""
+        """True when a checkout now would wait: every connection is in use, none may be
+        opened, or others already wait their turn."""
         capacity = self.capacity
-        return capacity is not None and self.checkedin() == 0 and self.checkedout() >= capacity
+        if capacity is None or super().checkedout() + super().checkedin() < capacity:
+            return False
+        return bool(self._turns) or self._unclaimed() + len(self._spares) <= 0
+
+    def _unclaimed(self) -> int:
+        """Connections in SQLAlchemy's queue that no checkout is already on its way to."""
+        return super().checkedin() - self._claims
 
     def would_refuse(self) -> bool:
         """True when a checkout now would be refused at once (the refusal rule)."""
@@ -244,23 +279,75 @@ class GatedPool(QueuePool):
     def _do_get(self) -> ConnectionPoolEntry:
         start = time.perf_counter()
         queue = self.wait_queue
-        if queue is not None and self.would_wait():
-            if not queue.enter():
-                raise queue.overloaded(self.capacity)
-            try:
-                record = self._get()
-            except sa_exc.TimeoutError:
-                raise queue.timed_out(self) from None
-            finally:
-                queue.leave()
-        else:
+        if queue is None:
             record = self._get()
+        else:
+            turn: _Turn | None = None
+            claimed = full = False
+            with self._turns_lock:
+                if self.would_wait():
+                    # First come, first served: behind those already waiting.
+                    if queue.enter():
+                        turn = _Turn()
+                        self._turns.append(turn)
+                    else:
+                        full = True
+                elif self._unclaimed() > 0:
+                    # On SQLAlchemy 2.0 the async queue hands even an idle connection over
+                    # a few event-loop turns later: promise it, so that nobody else counts
+                    # on the same one meanwhile.
+                    self._claims += 1
+                    claimed = True
+            if full:
+                raise queue.overloaded(self.capacity)
+            if turn is not None:
+                record = self._wait_turn(turn, queue)
+            elif claimed:
+                try:
+                    record = super()._do_get()
+                except sa_exc.TimeoutError:
+                    raise queue.timed_out(self) from None
+                finally:
+                    with self._turns_lock:
+                        self._claims -= 1
+            else:
+                record = self._get()
         if self.on_wait is not None:
             self.on_wait(time.perf_counter() - start)
         return record
 
+    def _wait_turn(self, turn: _Turn, queue: WaitQueue) -> ConnectionPoolEntry:
+        """Wait until a returned connection is handed to ``turn`` or time runs out."""
+        try:
+            self._sleep(turn, self.timeout())
+        except BaseException:
+            handed = self._withdraw(turn, queue)
+            if handed is not None:  # cancelled just after its connection came: pass it on
+                self._do_return_conn(handed)
+            raise
+        handed = self._withdraw(turn, queue)
+        if handed is None:
+            raise queue.timed_out(self)
+        return handed
+
+    def _withdraw(self, turn: _Turn, queue: WaitQueue) -> ConnectionPoolEntry | None:
+        """Leave the line; the connection handed to ``turn``, if one was."""
+        with self._turns_lock:
+            handed, turn.record = turn.record, None
+            if handed is None:
+                self._turns.remove(turn)
+        queue.leave()
+        return handed
+
+    def _sleep(self, turn: _Turn, timeout: float) -> None:
+        """Block until ``turn`` is woken or ``timeout`` seconds pass (threads)."""
+        event = threading.Event()
+        turn.wake = event.set
+        if turn.record is None:  # not handed over between the append and now
+            event.wait(timeout)
+
     def _get(self) -> ConnectionPoolEntry:
-        if self._spares and super().checkedin() == 0:
+        if self._spares and self._unclaimed() <= 0:
             with self._spares_lock:
                 spare = self._spares.pop()[1] if self._spares else None
             if spare is not None:
@@ -268,14 +355,22 @@ class GatedPool(QueuePool):
         return super()._do_get()
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        if self._turns:
+            with self._turns_lock:
+                turn = self._turns.popleft() if self._turns else None
+                if turn is not None:
+                    turn.record = record
+                    if self.wait_queue is not None:
+                        self.wait_queue.handing_off()
+            if turn is not None:
+                # Straight to the longest waiter: nobody can take it on the way.
+                turn.wake()
+                return
         now = time.monotonic()
         if self.overflow_idle_timeout > 0 and super().checkedin() >= self.size():
             with self._spares_lock:
                 self._spares.append((now, record))
         else:
-            queue = self.wait_queue
-            if queue is not None and queue.waiting > 0 and super().checkedin() == 0:
-                queue.handing_off()  # it wakes a waiting checkout
             super()._do_return_conn(record)
         if self._spares:
             self._close_idle_spares(now)
@@ -324,3 +419,24 @@ class GatedAsyncQueuePool(GatedPool, AsyncAdaptedQueuePool):
     """:class:`AsyncAdaptedQueuePool` with admission control (async engines)."""
 
     _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"  # compat, 2
+
+    def _sleep(self, turn: _Turn, timeout: float) -> None:
+        """Await (inside SQLAlchemy's greenlet) until ``turn`` is woken or time runs out."""
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake() -> None:
+            # From any thread: a connection may come back from another one.
+            loop.call_soon_threadsafe(_settle, woken)
+
+        turn.wake = wake
+        if turn.record is not None:  # handed over between the append and now
+            return
+        assert compat.await_ is not None  # compat.verify() ran before any engine
+        with contextlib.suppress(TimeoutError):
+            compat.await_(asyncio.wait_for(woken, timeout))
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

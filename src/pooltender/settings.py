@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError
 
 from .drivers import Driver, find_driver, known_drivers
 from .errors import ConfigurationError, DriverNotInstalled
-from .secrets import redact_url
+from .secrets import credentials, is_credential_key, mask, redact_url
 
 __all__ = [
     "PRIMARY",
@@ -70,7 +70,11 @@ def option(
 
 class _Settings(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False
+        frozen=True,
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        allow_inf_nan=False,
+        hide_input_in_errors=True,  # a URL's or a token's value is never in a message
     )
 
     PREFIX: ClassVar[str]
@@ -123,7 +127,13 @@ class DatabaseSettings(_Settings):
         gt=0,
     )
     pool_recycle: int = option(
-        3600, "3600", "seconds after which a connection is replaced (`-1`: never)", ge=-1
+        3600,
+        "3600",
+        "seconds after which a connection is replaced, less a random 0-10 % per connection, "
+        "and at most a quarter of the pool replaced per second, so connections opened "
+        "together are not all reopened together ([recycling](docs/resilience.md#recycling)); "
+        "`-1`: never",
+        ge=-1,
     )
     pool_pre_ping: bool = option(
         True,
@@ -211,6 +221,14 @@ class DatabaseSettings(_Settings):
         "transactions are `READ ONLY` on the server: route reads to a replica with "
         '`session_for("<name>")`',
     )
+    failover_detection: bool = option(
+        True,
+        "true",
+        "leave a demoted primary: a write refused as read-only (PostgreSQL `25006`, "
+        "MariaDB/MySQL `1290`) or a new connection to a standby or read-only server answers "
+        "`503` (reason `failover`) and replaces every connection to that server "
+        "([failover](docs/resilience.md#failover)); off for a `READ_ONLY` database",
+    )
 
     @field_validator("name")
     @classmethod
@@ -233,22 +251,38 @@ class DatabaseSettings(_Settings):
                 raise ValueError(
                     "is not a database URL (expected e.g. postgresql+asyncpg://user:pass@host/db)"
                 ) from None
+            except ValueError:  # SQLAlchemy's int() of the port
+                raise ValueError("has a port that is not a number") from None
+        if "@" in (url.host or ""):
+            # postgres:hunter2@x@db: SQLAlchemy ends the password at the first "@", so a
+            # piece of it became the host, to be printed and looked up in DNS.
+            raise ValueError(
+                "has more than one '@' before the host: an '@' in the password must be "
+                "percent-encoded as %40 (urllib.parse.quote(password, safe=''))"
+            )
         backend, _, name = url.drivername.partition("+")
-        if find_driver(backend, name or None) is None:
+        driver = find_driver(backend, name or None)
+        if driver is None:
             raise ValueError(
                 f"unknown driver {url.drivername!r}; pooltender knows " + ", ".join(known_drivers())
             )
+        _check_query(url, driver)
         return url
 
     @field_validator("sync")
     @classmethod
     def _check_sync(cls, value: bool | None, info: Any) -> bool | None:
         url = info.data.get("url")
-        if value is True and isinstance(url, URL):
+        if value is not None and isinstance(url, URL):
             backend, _, name = url.drivername.partition("+")
             driver = find_driver(backend, name or None)
-            if driver is not None and not driver.is_sync:
+            if driver is not None and value and not driver.is_sync:
                 raise ValueError(f"the driver {driver.drivername!r} is async only")
+            if driver is not None and not value and not driver.is_async:
+                raise ValueError(
+                    f"the driver {driver.drivername!r} is sync only; name an async driver "
+                    "in the URL (e.g. sqlite+aiosqlite://, postgresql+asyncpg://)"
+                )
         return value
 
     # -- derived -----------------------------------------------------------------------
@@ -310,8 +344,17 @@ class DatabaseSettings(_Settings):
         """Where the database is, for messages: ``host:port/db``, never a credential."""
         if self.driver.backend == "sqlite":
             return self.url.database or ":memory:"
+        return f"{','.join(self.hosts)}/{self.url.database or ''}"
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Each server of the URL as ``host[:port]``: one, or those of a multi-host URL
+        (``postgresql+asyncpg://app@/app?host=db1:5432&host=db2:5432``)."""
+        if self.url.host is None and "host" in self.url.query:
+            value = self.url.query["host"]
+            return (value,) if isinstance(value, str) else tuple(value)
         port = f":{self.url.port}" if self.url.port else ""
-        return f"{self.url.host or 'localhost'}{port}/{self.url.database or ''}"
+        return (f"{self.url.host or 'localhost'}{port}",)
 
     def variable(self, field: str) -> str:
         """The environment variable of an option of this database."""
@@ -400,6 +443,35 @@ class PooltenderSettings(_Settings):
         if field not in self.options():
             raise KeyError(field)
         return f"{self.PREFIX}{field.upper()}"
+
+
+def _check_query(url: URL, driver: Driver) -> None:
+    """Refuse a URL query option the driver's dialect cannot convert
+    (``?prepared_statement_cache_size=abc``), which would otherwise fail at the first
+    connection. The dialect's own ``create_connect_args`` does the conversions; a driver
+    that is not installed is left to :class:`DriverNotInstalled`."""
+    if not url.query or not driver.installed():
+        return
+    explicit = url.set(drivername=driver.drivername)
+    try:
+        dialect_class: Any = explicit.get_dialect()  # a DefaultDialect: takes dbapi=
+        dialect = dialect_class(dbapi=dialect_class.import_dbapi())
+    except Exception:  # the driver's own surprise: its first connection reports it
+        return
+    try:
+        dialect.create_connect_args(explicit)
+    except (ValueError, TypeError, ArgumentError) as exc:
+        problem = str(exc)
+        keys = [
+            f"{key}={value}"
+            for key, value in url.query.items()
+            if isinstance(value, str) and not is_credential_key(key) and repr(value) in problem
+        ]
+        named = f"the query option {keys[0]!r}" if len(keys) == 1 else "a query option"
+        raise ValueError(
+            f"{named} is not valid for {driver.drivername}: "
+            + mask(problem.splitlines()[0] if problem else type(exc).__name__, credentials(url))
+        ) from None
 
 
 def check_debug_token(value: str, variable: str = "POOLTENDER_DEBUG_TOKEN") -> str:

@@ -70,6 +70,7 @@ def pool_stats(database: Database) -> PoolStats:
         connections_invalidated=merged.invalidated,
         connections_reclaimed=merged.reclaimed,
         held_after_response=merged.after_response,
+        failovers=database.failover.failovers,
         wait_time=durations(merged.wait),
         use_time=durations(Histogram.merged(merged.routes.values())),
         connect_time=durations(merged.connect),

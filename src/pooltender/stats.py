@@ -254,6 +254,12 @@ class PoolStats:
         "Connections still held after their request's response started.",
         label="held after response",
     )
+    failovers: int = counter(
+        "pooltender_failovers",
+        "Failovers detected: the server turned out read-only (a write refused as read-only, "
+        "or a new connection to a standby); every connection to it was replaced.",
+        label="failovers",
+    )
     wait_time: Durations = field(default_factory=Durations)
     use_time: Durations = field(default_factory=Durations)
     connect_time: Durations = field(default_factory=Durations)

@@ -126,6 +126,7 @@ class FakePool:
             connections_invalidated=0,
             connections_reclaimed=0,
             held_after_response=0,
+            failovers=0,
             wait_time=_durations(self.waits),
             use_time=_durations(self.uses),
             connect_time=_durations([0.001] * self.size),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
+from collections.abc import Iterator
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from .proxy import Proxy
 
-__all__ = ["PG_URL", "admin_dsn", "backends_behind", "proxied_url"]
+__all__ = ["PG_URL", "admin_dsn", "backends_behind", "fresh_database", "proxied_url"]
 
 PG_URL = os.environ.get("PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -42,3 +45,17 @@ def backends_behind(admin: psycopg.Connection, proxy: Proxy) -> list[int]:
         (ports,),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+@contextlib.contextmanager
+def fresh_database(url: str = PG_URL, prefix: str = "t") -> Iterator[str]:
+    """A new, empty database of the caller's own on the server of ``url`` (its URL, same
+    driver), dropped afterwards with any connection still open to it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn(url), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_dsn(url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

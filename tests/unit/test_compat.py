@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
@@ -77,6 +77,19 @@ def test_the_frame_functions_behave() -> None:
     assert frames[threading.get_ident()].f_code.co_name == "test_the_frame_functions_behave"
 
 
+async def test_await_runs_a_coroutine_from_sync_code_in_sqlalchemys_greenlet() -> None:
+    from sqlalchemy.util import greenlet_spawn
+
+    assert compat.await_ is not None
+
+    def sync_code() -> int:
+        assert compat.await_ is not None
+        result: int = compat.await_(asyncio.sleep(0.01, result=7))
+        return result
+
+    assert await greenlet_spawn(sync_code) == 7
+
+
 def test_the_current_task_of_a_loop_is_readable_from_another_thread() -> None:
     """The watchdog names the route of the task the loop runs, from its own thread,
     with the public ``asyncio.current_task(loop)``."""
@@ -91,6 +104,30 @@ def test_the_current_task_of_a_loop_is_readable_from_another_thread() -> None:
 
     task = asyncio.run(main())
     assert seen == [task]
+
+
+def test_each_callback_of_the_standard_loop_runs_in_a_new_handle_run_frame() -> None:
+    """The watchdog tells one long callback from many short ones by this frame."""
+    assert compat.HANDLE_RUN_CODE is not None
+    seen: list[object] = []
+
+    def callback() -> None:
+        frame = compat.getframe(0)
+        while frame is not None and frame.f_code is not compat.HANDLE_RUN_CODE:
+            frame = frame.f_back  # type: ignore[assignment]
+        seen.append(frame)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(callback)
+        loop.call_soon(callback)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    first, second = seen
+    assert first is not None
+    assert second is not None
+    assert first is not second
 
 
 def test_verify_names_a_missing_hook_and_the_installed_version(
@@ -173,6 +210,43 @@ def test_the_private_name_scan_finds_what_it_looks_for() -> None:
     for name in ("_max_overflow", "_pre_ping", "_dialect", "_dec_overflow", "_current_tasks"):
         assert name in private, name
     assert sys.version_info >= (3, 11)
+
+
+def test_queue_pool_options_build_what_recreate_builds() -> None:
+    """(6) The options read back from a pool build the pool ``recreate()`` would."""
+    seen: list[str] = []
+    engine = create_engine(
+        "sqlite://",
+        poolclass=QueuePool,
+        pool_size=3,
+        max_overflow=2,
+        pool_timeout=4,
+        pool_recycle=60,
+        pool_pre_ping=True,
+        pool_use_lifo=True,
+    )
+    event.listen(engine, "checkout", lambda *args: seen.append("checkout"))
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    options = compat.queue_pool_options(pool)
+    built, recreated = QueuePool(**options), pool.recreate()
+    for other in (built, recreated):
+        assert (other.size(), other.timeout()) == (3, 4)
+        assert other.status() == recreated.status()
+    assert (options["max_overflow"], options["recycle"], options["pre_ping"]) == (2, 60, True)
+    assert options["use_lifo"] is True and options["dialect"] is not None
+    engine.pool = built  # the app's listeners came along
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT 1")) == 1
+    assert seen == ["checkout"]
+    engine.dispose()
+
+
+def test_queue_pool_options_name_a_missing_attribute() -> None:
+    pool = QueuePool(lambda: None)
+    del pool._max_overflow
+    with pytest.raises(CompatibilityError, match=r"QueuePool\._max_overflow"):
+        compat.queue_pool_options(pool)
 
 
 def test_the_asyncpg_adapter_has_the_begin_the_pre_ping_sends() -> None:

@@ -278,3 +278,54 @@ async def test_watchdog_finds_the_route_behind_a_greenlet_blocked_in_library_cod
     message = records[0].getMessage()
     assert "in GET /sync-work at " in message
     assert f" at {HERE}:{line} in test_watchdog_finds_the_route_behind" in message
+
+
+async def test_watchdog_names_the_route_of_a_request_that_holds_no_connection_itself(
+    make_db: MakeDb, monitor_log: pytest.LogCaptureFixture
+) -> None:
+    # The connection is held by another task (a background task, another request); the
+    # task that blocks the loop serves GET /report: its request names the route.
+    db = await make_db(loop_block_threshold=0.05)
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.engine.connect():
+            held.set()
+            await release.wait()
+
+    other = asyncio.create_task(holder())
+    await held.wait()
+    token = current_request.set(request("GET", "/report"))
+    try:
+        line = block_the_loop()
+        await asyncio.sleep(0.1)
+    finally:
+        current_request.reset(token)
+        release.set()
+        await other
+    records = await wait_for_log(monitor_log, "event loop blocked", level=logging.WARNING)
+    assert records
+    message = records[0].getMessage()
+    assert f"in GET /report at {HERE}:{line} in block_the_loop" in message
+
+
+async def test_watchdog_does_not_blame_a_loop_busy_with_short_callbacks(
+    make_db: MakeDb, monitor_log: pytest.LogCaptureFixture
+) -> None:
+    # Heartbeats late by far more than the threshold (thousands of short callbacks per
+    # loop iteration), while a connection is held: no callback ran long, nothing blocked.
+    db = await make_db(loop_block_threshold=0.05)
+
+    async def spin() -> None:
+        for _ in range(20):
+            sum(range(200))
+            await asyncio.sleep(0)
+
+    async with db.engine.connect():
+        started = time.monotonic()
+        await asyncio.gather(*(spin() for _ in range(4000)))
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(0.1)
+    print(f"{elapsed:.2f}s of short callbacks")
+    assert not [r for r in monitor_log.records if "event loop blocked" in r.getMessage()]

@@ -193,3 +193,117 @@ def test_a_waiter_a_connection_is_handed_to_no_longer_counts_as_waiting() -> Non
     queue.leave()
     queue.leave()
     assert queue.waiting == 0 and queue._handoffs == 0
+
+
+async def test_waiters_are_served_in_order_and_a_newcomer_cannot_jump_the_line(
+    tmp_path: Path,
+) -> None:
+    """A returned connection goes straight to the longest waiter. It is never idle on
+    the way, so a checkout arriving at that instant queues behind instead of taking it
+    (on SQLAlchemy 2.0 a woken waiter takes a few loop turns to pick its connection up)."""
+    db = file_db(tmp_path, pool_size=1, max_overflow=0, max_waiting=5, pool_timeout=5)
+    await db.start()
+    pool = db.pool
+    assert pool is not None
+    served: list[str] = []
+    at_return: dict[str, object] = {}
+    release = {name: asyncio.Event() for name in ("holder", "a", "b", "c", "late")}
+
+    async def use(name: str) -> None:
+        conn = await db.engine.connect()
+        served.append(name)
+        await conn.execute(text("SELECT 1"))
+        await release[name].wait()
+        await conn.close()
+        if name == "holder":  # no await since the connection came back
+            at_return.update(idle=pool.checkedin(), would_wait=pool.would_wait())
+            at_return.update(waiting=db.wait_queue.waiting)
+            tasks.append(asyncio.create_task(use("late")))
+
+    tasks = [asyncio.create_task(use("holder"))]
+    await asyncio.sleep(0.05)
+    for name in ("a", "b", "c"):
+        tasks.append(asyncio.create_task(use(name)))
+        await asyncio.sleep(0.02)  # each one waiting before the next arrives
+    assert db.wait_queue.waiting == 3
+    release["holder"].set()
+    for name in ("a", "b", "c", "late"):
+        await asyncio.sleep(0.05)
+        release[name].set()
+    while not all(task.done() for task in tasks):
+        await asyncio.gather(*tasks)
+    # The connection went to "a" directly: not idle, a newcomer would wait; "a" no
+    # longer counts as waiting.
+    assert at_return == {"idle": 0, "would_wait": True, "waiting": 2}
+    assert served == ["holder", "a", "b", "c", "late"]
+    assert db.wait_queue.waiting == 0 and db.wait_queue.timeouts == 0
+    assert pool.checkedout() == 0
+    await db.stop()
+
+
+async def test_a_waiter_cancelled_as_its_connection_arrives_passes_it_on(tmp_path: Path) -> None:
+    db = file_db(tmp_path, pool_size=1, max_overflow=0, max_waiting=5, pool_timeout=5)
+    await db.start()
+    got: list[str] = []
+
+    async def use(name: str, hold: float) -> None:
+        async with db.engine.connect() as conn:
+            got.append(name)
+            await conn.execute(text("SELECT 1"))
+            await asyncio.sleep(hold)
+
+    holder = asyncio.create_task(use("holder", 0.1))
+    await asyncio.sleep(0.02)
+    doomed = asyncio.create_task(use("doomed", 0))
+    second = asyncio.create_task(use("second", 0))
+    await asyncio.sleep(0.02)
+    assert db.wait_queue.waiting == 2
+    doomed.cancel()
+    await asyncio.gather(holder, second)
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert got == ["holder", "second"]
+    assert db.wait_queue.waiting == 0
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    await db.stop()
+
+
+async def test_threads_wait_in_order_on_a_sync_pool(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    db = Database(
+        DatabaseSettings(
+            url=f"sqlite:///{tmp_path / 'sync.sqlite'}",
+            pool_size=1,
+            max_overflow=0,
+            max_waiting=5,
+            pool_timeout=5,
+        )
+    )
+    await db.start()
+    engine = db.sync_engine
+    served: list[int] = []
+
+    def use(number: int) -> None:
+        with engine.connect() as conn:
+            served.append(number)
+            conn.execute(text("SELECT 1"))
+            time.sleep(0.02)
+
+    held = engine.connect()
+    threads = []
+    for number in range(4):
+        thread = threading.Thread(target=use, args=(number,))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 5
+        while db.wait_queue.waiting < number + 1 and time.monotonic() < deadline:  # noqa: ASYNC110 - threads, not tasks
+            await asyncio.sleep(0.005)
+    assert db.wait_queue.waiting == 4
+    held.close()
+    for thread in threads:
+        thread.join()
+    assert served == [0, 1, 2, 3]
+    assert db.wait_queue.waiting == 0
+    await db.stop()

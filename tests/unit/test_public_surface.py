@@ -15,10 +15,12 @@ SURFACE = {
     "pooltender": [
         "CompatibilityError", "ConfigurationError", "Database", "DatabaseSettings",
         "DatabaseState", "DatabaseUnavailable", "DatabaseUnreachable", "Databases",
-        "DriverNotInstalled", "LifecycleError", "PoolOverloaded", "PoolStats", "PoolTimeout",
+        "DriverNotInstalled", "FailoverDetected", "LifecycleError", "PoolOverloaded",
+        "PoolStats", "PoolTimeout",
         "PooltenderError", "PooltenderSettings", "ReadOnlyError", "Snapshot", "StartupError",
         "StatementTimeout", "__version__", "build_engine", "dispose_after_fork",
-        "load_database_settings", "load_pooltender_settings", "readiness", "redact_url",
+        "load_database_settings", "load_pooltender_settings", "migration_engine", "readiness",
+        "redact_url",
     ],
     "pooltender.fastapi": [
         "Connection", "ReadConnection", "Session", "SessionMaker", "SyncSession",

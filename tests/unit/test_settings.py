@@ -52,8 +52,10 @@ def test_only_options_the_user_set_reach_sqlalchemy() -> None:
     options = sqlalchemy_options(s)
     assert options["pool_timeout"] == 2.0
     assert "pool_size" not in options and "max_overflow" not in options
-    # pooltender's deliberate default always goes along; the pre-ping is its own event
-    assert options["pool_recycle"] == 3600 and "pool_pre_ping" not in options
+    # the pre-ping and the recycling (3600 s by default, jittered) are pooltender's own
+    # events: SQLAlchemy's own recycle is off
+    assert s.pool_recycle == 3600
+    assert options["pool_recycle"] == -1 and "pool_pre_ping" not in options
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ BAD = {
     "SYNC": ["perhaps"],
     "START_MODE": ["lazy", "1"],
     "READ_ONLY": ["yes please"],
+    "FAILOVER_DETECTION": ["if needed", "2"],
 }
 
 

@@ -4,6 +4,10 @@ Timings use one engine built by :func:`pooltender.build_engine` (the service's
 own options): a *new connection* sample opens a connection, runs ``SELECT 1``
 and invalidates it, so the next sample opens another; a *pooled* sample checks
 a warm connection out, runs ``SELECT 1`` and returns it. Medians of each.
+
+Each host of the URL (one, or each of a multi-host URL) is also asked its role on a
+connection of its own: ``primary``, ``standby`` (in recovery), ``read-only`` (a primary
+whose transactions are read-only by default: demoted in place) or ``unreachable``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,17 @@ MYSQL_FACTS = text(
     " (SELECT COUNT(*) FROM information_schema.PROCESSLIST), @@port"
 )
 PG_BACKEND_PID = text("SELECT pg_backend_pid()")
+# Connections open on the server now by anyone but this one: other clients, other
+# databases, a running instance of the service itself. Asked before the probe opens any
+# other connection of its own, so none of the probe's are counted.
+PG_OTHERS = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+MYSQL_OTHERS = text(
+    "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+    " WHERE ID <> CONNECTION_ID() AND COMMAND <> 'Daemon'"
+)
 
 
 @dataclass
@@ -67,6 +82,9 @@ class Probe:
     connect: list[float] = field(default_factory=list)
     connect_query: list[float] = field(default_factory=list)
     pooled: list[float] = field(default_factory=list)
+    roles: list[tuple[str, str]] = field(default_factory=list)
+    """Each host of the URL and its role (PostgreSQL, MariaDB/MySQL)."""
+    others_in_use: int | None = None  # connections of other clients open on the server
 
     @staticmethod
     def median(values: list[float]) -> float | None:
@@ -84,7 +102,7 @@ async def probe(settings: DatabaseSettings, samples: int) -> Probe:
             await asyncio.wait_for(_measure_async(engine, result, samples), budget)
         else:
             await asyncio.wait_for(
-                asyncio.to_thread(_measure_sync, engine, result, samples), budget
+                asyncio.to_thread(_count_then_measure, engine, result, samples), budget
             )
     except TimeoutError:
         result.error = f"timed out after {budget:g} s"
@@ -96,14 +114,82 @@ async def probe(settings: DatabaseSettings, samples: int) -> Probe:
             await engine.dispose()
         else:
             await asyncio.to_thread(engine.dispose)
+    if settings.driver.backend in ROLE_QUERIES:
+        result.roles = list(
+            await asyncio.gather(*(_role(settings, host) for host in settings.hosts))
+        )
     return result
+
+
+ROLE_QUERIES = {
+    "postgresql": text(
+        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on'"
+    ),
+    "mysql": text("SELECT 0, @@global.read_only"),
+    "mariadb": text("SELECT 0, @@global.read_only"),
+}
+
+
+async def _role(settings: DatabaseSettings, host: str) -> tuple[str, str]:
+    """``(host, role)`` of one host of ``settings``' URL, asked on a connection to it alone."""
+    name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+    query = {k: v for k, v in settings.url.query.items() if k not in ("host", "port")}
+    query.pop("target_session_attrs", None)
+    url = settings.url.set(host=name or host, port=int(port) if port else None, query=query)
+    # Read-only: no failover check refuses a standby; any host answers for itself.
+    single = settings.model_copy(update={"url": url, "read_only": True})
+    engine = build_engine(single)
+    query_role = ROLE_QUERIES[settings.driver.backend]
+
+    def ask(connection: Connection) -> tuple[Any, ...]:
+        return tuple(connection.execute(query_role).one())
+
+    try:
+        if isinstance(engine, AsyncEngine):
+            async with engine.connect() as connection:
+                row = await asyncio.wait_for(connection.run_sync(ask), single.connect_timeout)
+        else:
+            row = await asyncio.to_thread(lambda: _ask_sync(engine, ask))
+    except Exception:
+        return host, "unreachable"
+    finally:
+        if isinstance(engine, AsyncEngine):
+            await engine.dispose()
+        else:
+            await asyncio.to_thread(engine.dispose)
+    recovery, read_only = row
+    if recovery:
+        return host, "standby"
+    return host, "read-only" if int(read_only or 0) else "primary"
+
+
+def _ask_sync(engine: Engine, ask: Callable[[Connection], tuple[Any, ...]]) -> tuple[Any, ...]:
+    with engine.connect() as connection:
+        return ask(connection)
 
 
 async def _measure_async(engine: AsyncEngine, result: Probe, samples: int) -> None:
     # The same measurement as a sync engine's, run in SQLAlchemy's greenlet (run_sync),
     # where the async engine's sync face works; the connection it runs in stays out.
     async with engine.connect() as connection:
+        await connection.run_sync(lambda sync: _count_others(sync, result))
         await connection.run_sync(lambda sync: _measure_sync(sync.engine, result, samples))
+
+
+def _count_then_measure(engine: Engine, result: Probe, samples: int) -> None:
+    with engine.connect() as connection:
+        _count_others(connection, result)
+        connection.invalidate()  # the first "new connection" sample opens a new one
+    _measure_sync(engine, result, samples)
+
+
+def _count_others(connection: Connection, result: Probe) -> None:
+    """How many connections others hold on the server, on the probe's first connection."""
+    backend = connection.engine.dialect.name
+    query = {"postgresql": PG_OTHERS, "mysql": MYSQL_OTHERS, "mariadb": MYSQL_OTHERS}.get(backend)
+    if query is not None:
+        result.others_in_use = int(connection.execute(query).scalar_one())
+        connection.commit()
 
 
 def _measure_sync(engine: Engine, result: Probe, samples: int) -> None:

@@ -1,10 +1,12 @@
 """``pooltender check``: can every configured database carry this deployment?
 
-For each database from ``DATABASE_*``: reachable, server version, slots
+For each database from ``DATABASE_*``: reachable, each host and its role (primary,
+standby, read-only; a multi-host URL lists them all), server version, slots
 (``max_connections`` less the reserved ones), connections in use, the time to
 open a connection against a pooled checkout, the connection budget of
-``workers x instances`` processes, and whether a pooler (PgBouncer) is in
-between. Exits 1 when a check fails, so it can gate a deploy.
+``workers x instances`` processes against the slots that other clients (other
+services, other databases of the server) leave free now, and whether a pooler
+(PgBouncer) is in between. Exits 1 when a check fails, so it can gate a deploy.
 """
 
 from __future__ import annotations
@@ -87,6 +89,14 @@ def _server_key(settings: DatabaseSettings) -> tuple[str, str, int | None]:
     return (settings.driver.backend, url.host or "localhost", url.port)
 
 
+def _url_port(settings: DatabaseSettings, reached: int | None) -> int | None:
+    """The URL's port of the host the probe reached: a multi-host URL names several."""
+    ports = [int(h.rpartition(":")[2]) if ":" in h else 5432 for h in settings.hosts]
+    if len(ports) == 1:
+        return settings.url.port
+    return reached if reached in ports else ports[0]
+
+
 def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, Any]:
     """The report as plain data (what ``--json`` prints)."""
     # Databases on one server share its slots: their budgets add up.
@@ -111,6 +121,13 @@ def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, An
             "max_overflow": s.max_overflow,
             "failures": [],
         }
+        if p.roles:
+            entry["hosts"] = [{"host": host, "role": role} for host, role in p.roles]
+            if not s.read_only and all(role != "primary" for _, role in p.roles):
+                entry["failures"].append(
+                    "no host is a writable primary: "
+                    + ", ".join(f"{host} {role}" for host, role in p.roles)
+                )
         if p.error is not None:
             entry["failures"].append(f"unreachable: {p.error}")
         facts = p.facts
@@ -138,8 +155,10 @@ def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, An
                     entry["failures"].append(
                         f"budget {shared} connections exceeds the {facts.usable} usable slots"
                     )
+                else:
+                    _count_others(entry, p.others_in_use, shared, facts.usable)
             if s.driver.backend == "postgresql":
-                signs = pooler_signs(s.url.port, facts)
+                signs = pooler_signs(_url_port(s, facts.server_port), facts)
                 entry["pooler_signs"] = signs
                 if signs:
                     entry["budget_note"] = (
@@ -156,6 +175,34 @@ def _evaluate(probes: list[Probe], workers: int, instances: int) -> dict[str, An
         databases[s.name] = entry
     ok = all(not e["failures"] for e in databases.values())
     return {"ok": ok, "workers": workers, "instances": instances, "databases": databases}
+
+
+def _count_others(entry: dict[str, Any], others: int | None, budget: int, usable: int) -> None:
+    """The connections other clients hold now take slots too: the budget must fit in the rest."""
+    if others is None:
+        return
+    free = max(0, usable - others)
+    entry["others_in_use"] = others
+    entry["free_slots"] = free
+    if budget > free:
+        entry["failures"].append(
+            f"budget {budget} connections exceeds the {free} slots left free: {others} of the"
+            f" {usable} usable slots are in use by other clients now"
+        )
+
+
+def _others_rows(e: dict[str, Any]) -> list[_Row]:
+    if "others_in_use" not in e:
+        return []
+    budget = e["server_budget"]
+    return [
+        _Row(
+            "in use by others",
+            f"{e['others_in_use']} connections (other clients, other databases):"
+            f" {e['free_slots']} slots left for the budget of {budget}",
+            budget <= e["free_slots"],
+        )
+    ]
 
 
 def _print(report: dict[str, Any], workers: int, instances: int) -> None:
@@ -175,9 +222,14 @@ def _print(report: dict[str, Any], workers: int, instances: int) -> None:
 
 
 def _rows(e: dict[str, Any], workers: int, instances: int) -> list[_Row]:
+    hosts = []
+    if "hosts" in e:
+        roles = ", ".join(f"{h['host']} {h['role']}" for h in e["hosts"])
+        no_primary = any(f.startswith("no host is") for f in e["failures"])
+        hosts.append(_Row("hosts", roles, not no_primary))
     if not e["reachable"]:
-        return [_Row("reachable", f"no: {e['error']}", False)]
-    rows = [_Row("reachable", "yes", True)]
+        return [_Row("reachable", f"no: {e['error']}", False), *hosts]
+    rows = [_Row("reachable", "yes", True), *hosts]
     if "server_version" in e:
         reserved = [
             f"{key} {e[key]}"
@@ -217,6 +269,7 @@ def _rows(e: dict[str, Any], workers: int, instances: int) -> list[_Row]:
             text += f"; {e['server_budget']} with the other databases on this server"
         text += f" vs {e['usable_slots']} usable slots"
         rows.append(_Row("budget", text, e["server_budget"] <= e["usable_slots"]))
+        rows += _others_rows(e)
         if "budget_note" in e:
             rows.append(_Row("", e["budget_note"], None))
     if "pooler_signs" in e:

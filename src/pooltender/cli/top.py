@@ -34,13 +34,17 @@ def top(
     interval: Annotated[float, typer.Option(min=0.2, max=60, help="Seconds per refresh.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
 ) -> None:
-    """Watch a running service's pools, like top (reads /debug/pool-stats)."""
+    """Watch a running service's pools, like top (reads /debug/pool-stats).
+
+    On a terminal the frame is redrawn in place; otherwise (a pipe, a file) each
+    frame is printed after the last, plain, and flushed at once.
+    """
     target = stats_url(url)
     console = Console(highlight=False)
     with httpx.Client(timeout=5.0) as client:
         previous = fetch_stats(client, target, token)
-        if once:
-            console.print(render(previous, None, target))
+        if once or not console.is_terminal:
+            _print_frames(console, client, target, token, previous, None if once else interval)
             return
         with Live(render(previous, None, target), console=console, auto_refresh=False) as live:
             try:
@@ -53,6 +57,31 @@ def top(
                 pass
 
 
+def _print_frames(
+    console: Console,
+    client: httpx.Client,
+    target: str,
+    token: str | None,
+    first: Snapshot,
+    interval: float | None,
+) -> None:
+    """Frame after frame, each flushed (``interval`` None: the first only)."""
+    previous: Snapshot | None = None
+    current = first
+    try:
+        while True:
+            if previous is not None:
+                console.print()
+            console.print(render(current, previous, target))
+            console.file.flush()
+            if interval is None:
+                return
+            time.sleep(interval)
+            previous, current = current, fetch_stats(client, target, token)
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+
+
 def render(snapshot: Snapshot, previous: Snapshot | None, source: str) -> RenderableType:
     """One frame: a summary table of every database, then its top routes and held connections.
 
@@ -61,12 +90,13 @@ def render(snapshot: Snapshot, previous: Snapshot | None, source: str) -> Render
     as markup, and no escape sequence or control character reaches the terminal.
     """
     stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.generated_at))
-    summary = Table(title=_cell(f"pooltender top · {source} · {stamp}"), title_justify="left")
-    for column in ("database", "used", "idle", "wait", "max", "req/s"):
-        summary.add_column(column, justify="left" if column == "database" else "right")
-    for column in ("wait p50/p99", "use p50/p99", "timeouts", "rejected", "leaks"):
-        summary.add_column(column, justify="right")
-    parts: list[RenderableType] = [summary]
+    # Two narrow tables rather than one wide one: each fits 80 columns, headers whole.
+    summary = _table(
+        f"pooltender top · {source} · {stamp}",
+        ("database", "used", "idle", "wait", "max", "req/s", "timeouts", "rejected", "leaks"),
+    )
+    times = _table("wait for and use of a connection", TIMES)
+    parts: list[RenderableType] = [summary, times]
     elapsed = None if previous is None else snapshot.generated_at - previous.generated_at
     for name, db in snapshot.databases.items():
         rate = "-"
@@ -81,15 +111,30 @@ def render(snapshot: Snapshot, previous: Snapshot | None, source: str) -> Render
             _alert(db.waiting),
             "∞" if db.max is None else str(db.max),
             rate,
-            f"{fmt_seconds(wait.p50)} / {fmt_seconds(wait.p99)}",
-            f"{fmt_seconds(use.p50)} / {fmt_seconds(use.p99)}",
             _alert(db.timeouts),
             _alert(db.rejected),
             _alert(db.leaks_suspected),
         )
+        times.add_row(
+            _cell(name), *(fmt_seconds(v) for v in (wait.p50, wait.p99, use.p50, use.p99))
+        )
         parts.append(_routes(name, db.routes))
         parts.append(_held(name, db.held))
     return Group(*parts)
+
+
+TIMES = ("database", "wait p50", "wait p99", "use p50", "use p99")
+LEFT = frozenset({"database", "route", "checkout site"})
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    """A table whose headers are never cut: each column at least as wide as its header."""
+    table = Table(title=_cell(title), title_justify="left")
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in LEFT else "right", min_width=len(column)
+        )
+    return table
 
 
 def _alert(value: int) -> Text:
@@ -97,9 +142,9 @@ def _alert(value: int) -> Text:
 
 
 def _routes(name: str, routes: tuple[RouteStats, ...]) -> Table:
-    table = Table(title=_cell(f"{name}: routes by total hold time"), title_justify="left")
-    for column in ("route", "checkouts", "total", "p50", "p99", "max"):
-        table.add_column(column, justify="left" if column == "route" else "right")
+    table = _table(
+        f"{name}: routes by total hold time", ("route", "checkouts", "total", "p50", "p99", "max")
+    )
     for r in routes[:ROUTES_SHOWN]:
         table.add_row(
             _cell(r.route),
@@ -115,9 +160,7 @@ def _routes(name: str, routes: tuple[RouteStats, ...]) -> Table:
 
 
 def _held(name: str, held: tuple[HeldConnection, ...]) -> Table:
-    table = Table(title=_cell(f"{name}: held now ({len(held)})"), title_justify="left")
-    for column in ("route", "age", "checkout site"):
-        table.add_column(column, justify="right" if column == "age" else "left")
+    table = _table(f"{name}: held now ({len(held)})", ("route", "age", "checkout site"))
     for h in sorted(held, key=lambda h: -h.age)[:HELD_SHOWN]:
         style = "bold red" if h.leak else ""
         route = h.route or "(outside a request)"

@@ -30,8 +30,10 @@ __all__ = ["AdmissionGate", "unavailable_response"]
 
 def unavailable_response(exc: DatabaseUnavailable) -> JSONResponse:
     """The ``503`` of an unavailable database: JSON ``detail`` naming the database and
-    the reason, and ``Retry-After``."""
-    detail = {"database": exc.database, "reason": exc.reason_code, "message": str(exc)}
+    the reason, and ``Retry-After``. The client may be anyone: the message is the
+    error's :attr:`~pooltender.DatabaseUnavailable.public_message` (no host, port or
+    driver text); the full one goes to the log."""
+    detail = {"database": exc.database, "reason": exc.reason_code, "message": exc.public_message}
     return JSONResponse(
         status_code=503,
         content={"detail": detail},

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..dashboard import dashboard_router
 from ..databases import Databases
-from ..errors import DatabaseUnavailable, PooltenderError
+from ..errors import DatabaseUnavailable, PoolOverloaded, PooltenderError, PoolTimeout
 from ..metrics import PoolCollector
 from ..settings import PooltenderSettings, load_pooltender_settings
 from ..workers import Publisher, WorkerSnapshots
@@ -42,6 +44,7 @@ def install(
     app: FastAPI,
     databases: Databases | DatabasesFactory | None = None,
     *,
+    engines: Mapping[str, AsyncEngine | Engine] | None = None,
     health_prefix: str | None = "/health",
     stats_path: str | None = "/debug/pool-stats",
     metrics_path: str | None = "/metrics",
@@ -57,6 +60,10 @@ def install(
     - ``databases``: a :class:`Databases` or a function returning one; by default
       ``Databases.from_env()`` (``DATABASE_*`` variables and ``.env``), read when the
       app starts, so forked workers each build their own pools.
+    - ``engines``: instead, engines the app built itself (``{"primary": engine}``):
+      gated, monitored and answering ``503`` like pooltender's own, the app's own
+      sessionmakers bound to them included (:meth:`Databases.from_engines`; the app
+      keeps owning them: its pools come back at stop).
     - The app's own lifespan is kept: pools start before it and stop after it.
     - :class:`DatabaseUnavailable` (pool exhausted, wait queue full, database
       unreachable) answers ``503`` with ``Retry-After``.
@@ -84,8 +91,19 @@ def install(
     """
     if getattr(app.state, "pooltender_installed", False):
         raise PooltenderError("pooltender.fastapi.install(app) was already called on this app")
+    if engines is not None and databases is not None:
+        raise PooltenderError("install(app): pass databases or engines, not both")
     app.state.pooltender_installed = True
-    options = pooltender_settings if pooltender_settings is not None else load_pooltender_settings()
+    try:
+        options = (
+            pooltender_settings if pooltender_settings is not None else load_pooltender_settings()
+        )
+    except PooltenderError as exc:
+        _log_start_failure(exc)
+        raise
+    if engines is not None:
+        adopted = dict(engines)
+        databases = lambda: Databases.from_engines(adopted, pooltender_settings=options)  # noqa: E731
     # Read at each start, so tests can swap it (pooltender.testing.override_databases).
     setattr(app.state, FACTORY_KEY, _factory(databases, options))
     inner = app.router.lifespan_context
@@ -99,13 +117,13 @@ def install(
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
-        dbs = getattr(app.state, FACTORY_KEY)()
-        if instruments is not None:
-            instruments.watch(dbs)  # before start: the warm-up's connections count too
         try:
+            dbs = getattr(app.state, FACTORY_KEY)()  # reads DATABASE_* by default
+            if instruments is not None:
+                instruments.watch(dbs)  # before start: the warm-up's connections count too
             await dbs.start()
         except PooltenderError as exc:
-            logger.error("pooltender could not start: %s", exc)
+            _log_start_failure(exc)
             raise
         setattr(app.state, STATE_KEY, dbs)
         publisher = Publisher(workers, dbs.stats) if workers is not None else None
@@ -161,6 +179,12 @@ def install(
         app.include_router(dashboard_router(access, path="/" + page), prefix=folder)
 
 
+def _log_start_failure(exc: PooltenderError) -> None:
+    """One line, before the server's traceback: the variable or the database and host,
+    and the reason (a ``ConfigurationError`` or ``StartupError`` message; never a password)."""
+    logger.error("pooltender could not start: %s", exc)
+
+
 def _instruments(app: FastAPI, provider: MeterProvider | None) -> PoolInstruments:
     from ..otel import PoolInstruments
 
@@ -178,5 +202,16 @@ def _factory(
 
 
 async def database_unavailable_handler(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
-    """``503`` naming the database and the reason, with ``Retry-After``."""
+    """``503`` naming the database and the reason, with ``Retry-After``.
+
+    The body says no more than that; the full message (host, driver text) is logged,
+    once per burst of failures of that database (the wait queue logged its own
+    refusals and timeouts already)."""
+    if not isinstance(exc, (PoolOverloaded, PoolTimeout)):
+        dbs = getattr(request.app.state, STATE_KEY, None)
+        db = dbs.get(exc.database) if isinstance(dbs, Databases) else None
+        if db is not None:
+            db.wait_queue.burst_log.record(exc)
+        else:
+            logger.warning("%s; answering 503", exc)
     return unavailable_response(exc)

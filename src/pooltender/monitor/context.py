@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["NO_REQUEST", "UNMATCHED", "RequestContext", "current_request", "route_of"]
+__all__ = [
+    "NO_REQUEST",
+    "UNMATCHED",
+    "RequestContext",
+    "current_request",
+    "request_of_task",
+    "route_of",
+]
 
 NO_REQUEST = "(no request)"
 """The route of a checkout made outside any request (startup, scripts, tasks)."""
@@ -53,6 +61,8 @@ class RequestContext:
             self.task: asyncio.Task[Any] | None = asyncio.current_task()
         except RuntimeError:
             self.task = None
+        if self.task is not None:
+            _by_task[self.task] = self
 
     @property
     def route(self) -> str:
@@ -64,6 +74,19 @@ class RequestContext:
             return f"{self.method} {UNMATCHED}"  # not cached: routing may not have run yet
         self._route = f"{self.method} {template}"
         return self._route
+
+
+# The request each task serves (the task that set it), for the watchdog, which names
+# the route of the task a blocked loop is running from its own thread.
+_by_task: weakref.WeakKeyDictionary[asyncio.Task[Any], RequestContext] = weakref.WeakKeyDictionary()
+
+
+def request_of_task(task: asyncio.Task[Any]) -> RequestContext | None:
+    """The request ``task`` began serving, if a web integration set one in it."""
+    try:
+        return _by_task.get(task)
+    except RuntimeError:  # changed size while read from another thread: not named this time
+        return None
 
 
 def route_of(context: RequestContext | None) -> str:

@@ -237,6 +237,8 @@ class PoolMonitor:
     def _on_invalidate(
         self, dbapi_connection: Any, record: ConnectionPoolEntry, exception: BaseException | None
     ) -> None:
+        if getattr(exception, "pooltender_recycled", False):
+            return  # replaced at the end of its lifetime (pooltender.recycle), not lost
         self._stats().invalidated += 1
 
     def _on_reclaimed(self, ref: _FairyRef) -> None:

@@ -3,10 +3,22 @@
 One daemon thread per event loop, shared by the databases started on it. Every
 ``tick`` it:
 
-- checks the loop's heartbeat (a ``call_later`` chain on the loop). When the loop has
-  not beaten for longer than ``loop_block_threshold`` while connections are held, it
-  logs one WARNING naming the route and the user frame the loop is stuck in (read
-  from ``sys._current_frames()``), and counts the episode;
+- checks the loop's heartbeat (a ``call_later`` chain on the loop) and samples the
+  loop thread's stack (``sys._current_frames()``). When the loop has not beaten for
+  longer than ``loop_block_threshold`` *and* every sample across that threshold found
+  it in the same callback, while connections are held, it logs one WARNING naming the
+  route and the user frame the loop is stuck in, and counts the episode. A late
+  heartbeat alone (a loop busy with many short callbacks under CPU load) is no block:
+  it names no frame. "The same callback": on the standard loop, the same frame of
+  ``Handle._run`` (each callback gets a new one); on a loop that runs callbacks
+  without a Python frame (uvloop), the same stack of frames with the innermost at the
+  same instruction. The time counted in that callback is the loop thread's CPU time
+  in it plus the time it slept in a call (Linux: ``/proc/self/task/<tid>``; wall time
+  elsewhere), not the time it waited for a CPU: a thread the OS starves on saturated
+  cores is not taken for one stuck in its code. Without a per-callback frame the
+  same frames could also mean a callback that came back to the same point, so there
+  a gap between two samples longer than ``max(3 ticks, threshold / 2)`` (the watchdog
+  itself starved) starts the count again;
 - scans each pool's held table for connections held past ``leak_threshold``
   (WARNING once, with the checkout site and stack);
 - writes the messages the pool listeners queued (leak returned, reclaimed by the
@@ -21,9 +33,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from types import FrameType
+from typing import Any, ClassVar, NamedTuple
 
-from ..compat import current_frames
+from ..compat import HANDLE_RUN_CODE, current_frames
+from .context import request_of_task
 from .monitor import Checkout, PoolMonitor
 from .sites import capture, current_greenlet, format_site, format_stack, user_frame
 
@@ -31,6 +45,67 @@ __all__ = ["Watchdog"]
 
 logger = logging.getLogger("pooltender.monitor")
 health_logger = logging.getLogger("pooltender.health")
+
+
+class _Running:
+    """What the loop thread was seen running: a stack of frames (kept alive, so that
+    identity means the same frames) and, without a per-callback frame, the innermost
+    frame's instruction; and how long the thread has really spent in it."""
+
+    __slots__ = ("frames", "instruction", "seen", "spent", "thread")
+
+    def __init__(self, frame: FrameType | None, now: float, thread: ThreadTime | None) -> None:
+        frames = []
+        while frame is not None:
+            frames.append(frame)
+            frame = frame.f_back
+        self.frames = tuple(frames)
+        per_callback = HANDLE_RUN_CODE is not None and any(
+            f.f_code is HANDLE_RUN_CODE for f in self.frames
+        )
+        self.instruction = None if per_callback or not frames else frames[0].f_lasti
+        self.seen = now
+        self.thread = thread
+        self.spent = 0.0
+
+    def same(self, other: _Running) -> bool:
+        return (
+            len(self.frames) == len(other.frames)
+            and all(a is b for a, b in zip(self.frames, other.frames, strict=True))
+            and self.instruction == other.instruction
+        )
+
+    def advance(self, now: float, thread: ThreadTime | None) -> float:
+        """Add the time since the last sample that the thread spent in this callback:
+        its CPU time, and the wall time while it slept in a call (``time.sleep``, a
+        blocking read); not the time it was runnable but waiting for a CPU."""
+        before, self.thread = self.thread, thread
+        if before is None or thread is None:
+            self.spent += now - self.seen  # no thread figures here: wall time
+        else:
+            self.spent += max(0.0, thread.cpu - before.cpu)
+            if before.sleeping and thread.sleeping:
+                self.spent += now - self.seen
+        self.seen = now
+        return self.spent
+
+
+class ThreadTime(NamedTuple):
+    cpu: float  # seconds on a CPU
+    sleeping: bool  # in an interruptible or uninterruptible wait (a blocking call)
+
+
+def thread_time(native_id: int) -> ThreadTime | None:
+    """A thread's CPU time and state, from Linux ``/proc/self/task/<tid>``; ``None``
+    elsewhere."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as file:
+            cpu = int(file.read().split()[0]) / 1e9
+        with open(f"/proc/self/task/{native_id}/stat", "rb") as file:
+            state = file.read().rpartition(b")")[2].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    return ThreadTime(cpu, state in (b"S", b"D"))
 
 
 class Watchdog:
@@ -56,11 +131,14 @@ class Watchdog:
         self._last_beat = time.monotonic()
         self._late = 0.0
         self._episode: tuple[float, list[PoolMonitor]] | None = None
+        self._in_callback: _Running | None = None
+        self._max_gap = max(3 * self.tick, loop_block_threshold / 2)
         self._reported_routes: set[tuple[str, str]] = set()
         self._next_health = time.monotonic() + health_log_interval
         self._stop = threading.Event()
         self._handle: asyncio.TimerHandle | None = None
         self._loop_thread = threading.get_ident()  # built on the loop's thread (acquire)
+        self._loop_native_id = threading.get_native_id()
         self._loop_greenlet = current_greenlet()
         self._thread = threading.Thread(target=self._run, name="pooltender-watchdog", daemon=True)
 
@@ -143,7 +221,25 @@ class Watchdog:
                 if line is not None:
                     health_logger.info(line())
 
+    def _sample_loop(self) -> tuple[float, FrameType | None]:
+        """The loop thread's frame now, and for how long it has been in this callback."""
+        now = time.monotonic()
+        frame = current_frames().get(self._loop_thread)
+        thread = thread_time(self._loop_native_id)
+        seen = _Running(frame, now, thread)
+        last = self._in_callback
+        gap = now - last.seen if last is not None else 0.0
+        if (
+            last is None
+            or not last.same(seen)
+            or (last.instruction is not None and gap > self._max_gap)
+        ):
+            self._in_callback = seen  # something else, or a gap in what this thread saw
+            return 0.0, frame
+        return last.advance(now, thread), frame
+
     def _check_loop(self, monitors: list[PoolMonitor]) -> None:
+        in_callback, frame = self._sample_loop()
         silence = time.monotonic() - self._last_beat
         episode = self._episode
         if episode is not None:
@@ -156,13 +252,14 @@ class Watchdog:
             return
         if silence < self.threshold + self.beat_interval:
             return
+        if in_callback < self.threshold:
+            return  # late, but not stuck in one callback (yet): no frame to blame
         holding = [m for m in monitors if m.held]
         self._episode = (self._last_beat, holding)
         if not holding:
             return
         for monitor in holding:
             monitor.loop_blocked_started()
-        frame = current_frames().get(self._loop_thread)
         stuck = user_frame(frame, root=self._loop_greenlet)
         where = format_site((stuck,)) if stuck is not None else "?"
         stack = format_stack(capture(frame, root=self._loop_greenlet)) if frame is not None else ""
@@ -182,8 +279,12 @@ class Watchdog:
         )
 
     def _current_route(self, monitors: list[PoolMonitor]) -> str:
-        """The route of the task running on the loop now (from the connections it holds)."""
+        """The route of the task running on the loop now: its request's, else the route
+        of a connection it holds."""
         task = asyncio.current_task(self.loop)  # safe from another thread, given the loop
+        request = request_of_task(task) if task is not None else None
+        if request is not None:
+            return request.route
         for monitor in monitors:
             for held in list(monitor.held.values()):
                 if held.context is not None and held.context.task is task and task is not None:

@@ -9,15 +9,20 @@ the code under test may ``commit()`` and ``rollback()`` freely; every
 outer transaction back: the test leaves nothing behind.
 
 The one connection is lent to one user at a time (concurrent requests of the same
-test queue for it), and it belongs to the event loop ``start()`` ran on: using it
-from another loop raises :class:`~pooltender.LifecycleError` at once, instead of the
-driver's "attached to a different loop" deep inside a request.
+test queue for it). A user that waits while the same holder keeps it for
+``lend_timeout`` seconds (default 5) gets a :class:`~pooltender.LifecycleError` naming
+both sites instead of a silent hang: that is a session held open while the app serves
+a request of the same test, a self-deadlock (seed through ``outer_connection``, or
+close the session before the request). The connection belongs to the event loop
+``start()`` ran on: using it from another loop raises a ``LifecycleError`` at once,
+instead of the driver's "attached to a different loop" deep inside a request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,7 +33,7 @@ from ..database import Database
 from ..errors import LifecycleError
 from ..sessions import AsyncSessions
 from ..settings import DatabaseSettings
-from .checkouts import CheckoutTracker, checkout_site
+from .checkouts import CheckoutTracker, Held, checkout_site
 
 __all__ = ["IsolatedDatabase"]
 
@@ -47,9 +52,17 @@ class IsolatedDatabase(Database):
     end of a test is a leak, named by its checkout site.
     """
 
-    def __init__(self, settings: DatabaseSettings, *, metadata: MetaData | None = None) -> None:
+    def __init__(
+        self,
+        settings: DatabaseSettings,
+        *,
+        metadata: MetaData | None = None,
+        lend_timeout: float = 5.0,
+    ) -> None:
         super().__init__(settings)
         self.metadata = metadata
+        self.lend_timeout = lend_timeout
+        self._holder: Held | None = None
         self.checkout_tracker = CheckoutTracker(settings.name)
         self._outer: AsyncConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,14 +116,42 @@ class IsolatedDatabase(Database):
                 "(pooltender.testing.async_client), or give TestClient a factory "
                 "(override_databases(app, lambda: Databases({...: IsolatedDatabase(...)})))"
             )
-        assert self._lock is not None
+        await self._acquire(site)
         token = object()
-        async with self._lock:
-            self.checkout_tracker.acquire(token, site=site)
+        self.checkout_tracker.acquire(token, site=site)
+        self._holder = Held(0, site, time.monotonic())
+        try:
+            yield outer
+        finally:
+            self._holder = None
+            self.checkout_tracker.release(token)
+            assert self._lock is not None
+            self._lock.release()
+
+    async def _acquire(self, site: str) -> None:
+        """Take the one connection; fail when one holder keeps it ``lend_timeout`` seconds."""
+        lock = self._lock
+        assert lock is not None
+        while True:
+            holder = self._holder
+            left = self.lend_timeout - (time.monotonic() - holder.since) if holder else None
             try:
-                yield outer
-            finally:
-                self.checkout_tracker.release(token)
+                await asyncio.wait_for(lock.acquire(), left if left is None else max(left, 0.0))
+                return
+            except TimeoutError:
+                if self._holder is not holder:  # it changed hands: others are served, wait on
+                    continue
+                raise self._deadlock(site, holder) from None
+
+    def _deadlock(self, site: str, holder: Held | None) -> LifecycleError:
+        held = f"since {holder.site}, {holder.age:.1f}s ago" if holder else "by an earlier user"
+        return LifecycleError(
+            f"isolated database {self.name!r}: {site} waited {self.lend_timeout:g}s for the one "
+            f"connection, held {held}: a session (or connection) held open while the app "
+            "serves a request of the same test deadlocks. Close it before the request, or "
+            "seed the data through db.outer_connection (the outer transaction itself, no "
+            "session to hold open); IsolatedDatabase(lend_timeout=...) sets this bound"
+        )
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -22,7 +22,7 @@ databases built by ``override_databases(app, factory)``) is still checked out
 fails, naming each checkout site. ``@pytest.mark.pooltender_allow_leaks`` turns
 the check off for one test.
 
-The async fixtures need pytest-asyncio.
+The async fixtures run under pytest-asyncio or anyio's pytest plugin (asyncio backend).
 """
 
 from __future__ import annotations

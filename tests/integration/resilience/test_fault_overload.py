@@ -54,8 +54,15 @@ async def test_burst_at_ten_times_capacity() -> None:
 
         served = [a.elapsed for a in burst.answers if a.status == 200]
         base = [a.elapsed for a in baseline.answers]
-        # Served requests keep their latency: the wait queue is bounded at POOL.
-        assert statistics.median(served) < statistics.median(base) + HOLD
+        # Served requests keep their latency: the wait queue is bounded at POOL and served
+        # in order, so a waiting checkout waits about one HOLD, never the pool timeout (2 s;
+        # out of order, woken waiters that lost their connection waited that long). On the
+        # server (the pool's own wait times), with room for a loaded machine's loop lag:
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            stats = (await client.get("/debug/pool-stats")).json()["databases"]["primary"]
+        assert stats["wait_time"]["p99"] < 10 * HOLD, stats["wait_time"]
+        # And as the clients see it, with room for the client's own CPU share:
+        assert statistics.median(served) < statistics.median(base) + 2 * HOLD
         assert max(served) < 2.0  # never the pool timeout
         # Refusals are immediate.
         refused = [a.elapsed for a in burst.answers if a.status == 503]

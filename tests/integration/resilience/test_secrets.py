@@ -89,11 +89,15 @@ def test_cli_never_shows_the_password(proxy: Proxy) -> None:
     assert "127.0.0.1" in outputs[0]  # check did talk about the database it was given
 
 
+@pytest.mark.parametrize("form", ["user-info", "query string"])
 async def test_library_never_shows_the_password(
-    proxy: Proxy, caplog: pytest.LogCaptureFixture
+    proxy: Proxy, caplog: pytest.LogCaptureFixture, form: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    url = with_password(proxied_url(proxy))
+    if form == "user-info":
+        url = with_password(proxied_url(proxy))
+    else:
+        url = f"{proxied_url(proxy)}?password={PASSWORD}"
     settings = DatabaseSettings(url=url, connect_timeout=1, connect_retries=1)
     seen = [repr(settings), str(settings)]
     proxy.cut(refuse=True)
