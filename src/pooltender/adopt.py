@@ -13,7 +13,12 @@ from :meth:`Database.start` to :meth:`Database.stop`:
 - **errors**: a connection that cannot be opened or is lost becomes
   :class:`~pooltender.errors.DatabaseUnreachable` (the engine's own connect arguments
   are left alone);
-- **the monitor** listens to the gated pool (:meth:`Database.start` attaches it).
+- **the monitor** listens to the gated pool (:meth:`Database.start` attaches it);
+- **failover detection** (:mod:`pooltender.failover`) as on pooltender's own engines,
+  its listeners on the engine from :meth:`Adoption.attach` to :meth:`Adoption.release`;
+- **recycling** (:mod:`pooltender.recycle`: jitter and pace) when the engine has a
+  ``pool_recycle`` (or ``DATABASE_POOL_RECYCLE`` sets one): SQLAlchemy's own recycle
+  is then off on the gated pool.
 
 Settings: the app's own pool options stand and are what the snapshot shows; a
 ``DATABASE_*`` option set in the environment overrides its pool counterpart. A
@@ -44,9 +49,11 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool
 from . import compat
 from .engine import _install_events
 from .errors import ConfigurationError, LifecycleError
+from .failover import FailoverDetector
 from .fork import dispose_after_fork
 from .ping import install_pre_ping
 from .pool import GatedAsyncQueuePool, GatedPool, GatedQueuePool, WaitQueue
+from .recycle import install_recycle
 from .settings import _NAME_RE, PRIMARY, DatabaseSettings, load_database_settings
 
 __all__ = ["Adoption", "adopted_settings"]
@@ -141,6 +148,7 @@ class _Record:
         self.original = original
         self.owner: str | None = None  # the database that has it now
         self.on_connect_time: Callable[[float], None] | None = None
+        self.failover: FailoverDetector | None = None  # its listeners, while adopted
 
     def connect_time(self, seconds: float) -> None:
         callback = self.on_connect_time
@@ -170,8 +178,10 @@ class Adoption:
         wait_queue: WaitQueue,
         on_connect_time: Callable[[float], None] | None,
         on_wait: Callable[[float], None] | None,
+        failover: FailoverDetector | None = None,
     ) -> AsyncEngine | Engine:
-        """Put pooltender's pool and error translation on the engine; returns it."""
+        """Put pooltender's pool, error translation, failover detection (``failover``)
+        and recycling on the engine; returns it."""
         compat.verify()
         sync_engine = _sync(self.engine)
         record = _records.get(sync_engine)
@@ -196,6 +206,8 @@ class Adoption:
                 recycle=settings.pool_recycle,
             )
             options["pre_ping"] = False  # pooltender's own pre-ping does it, where on
+            if settings.pool_recycle > 0:
+                options["recycle"] = -1  # pooltender recycles (jitter, pace)
             is_async = isinstance(original, AsyncAdaptedQueuePool)
             pool_class = GatedAsyncQueuePool if is_async else GatedQueuePool
             sync_engine.pool = pool_class(
@@ -204,8 +216,11 @@ class Adoption:
                 overflow_idle_timeout=settings.overflow_idle_timeout,
                 **options,
             )
+            # On the gated pool, in build_engine's order: dropped with the pool at release.
             if settings.pool_pre_ping:
                 install_pre_ping(sync_engine, window=settings.pre_ping_window)
+            if settings.pool_recycle > 0:
+                install_recycle(sync_engine, settings.pool_recycle, settings.pool_size)
         else:
             logger.warning(
                 "database %r: the engine's %s is no QueuePool: monitored, but its waiting "
@@ -213,6 +228,9 @@ class Adoption:
                 settings.name,
                 type(original).__name__,
             )
+        if failover is not None and failover.enabled:
+            failover.install(sync_engine)
+            record.failover = failover
         return self.engine
 
     async def release(self) -> None:
@@ -222,6 +240,9 @@ class Adoption:
         if record is None or record.owner is None:
             return
         try:
+            if record.failover is not None:
+                record.failover.remove(sync_engine)
+                record.failover = None
             if sync_engine.pool is not record.original:
                 if isinstance(self.engine, AsyncEngine):
                     await self.engine.dispose()

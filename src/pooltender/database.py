@@ -303,6 +303,7 @@ class Database:
                 wait_queue=self.wait_queue,
                 on_connect_time=on_connect_time,
                 on_wait=on_wait,
+                failover=self.failover,
             )
         else:
             engine = build_engine(

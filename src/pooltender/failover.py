@@ -191,6 +191,20 @@ class FailoverDetector:
         event.listen(engine, "checkout", self._on_checkout, insert=True)
         event.listen(engine, "handle_error", self._on_error)
 
+    def remove(self, engine: Engine) -> None:
+        """Take :meth:`install`'s listeners off ``engine`` again (an adopted engine given
+        back to its app)."""
+        for name, listener in self._listeners():
+            if event.contains(engine, name, listener):
+                event.remove(engine, name, listener)
+
+    def _listeners(self) -> tuple[tuple[str, Any], ...]:
+        return (
+            ("connect", self._on_connect),
+            ("checkout", self._on_checkout),
+            ("handle_error", self._on_error),
+        )
+
     # -- events ----------------------------------------------------------------------
 
     def _on_connect(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

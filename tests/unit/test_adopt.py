@@ -7,6 +7,7 @@ On aiosqlite / pysqlite files (no server); the PostgreSQL side, under uvicorn, i
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,8 +34,11 @@ from pooltender import (
     PoolTimeout,
     compat,
 )
+from pooltender.adopt import Adoption, adopted_settings
+from pooltender.failover import FailoverDetector
 from pooltender.fastapi import SessionMaker, databases, install
-from pooltender.pool import GatedAsyncQueuePool, GatedQueuePool
+from pooltender.pool import GatedAsyncQueuePool, GatedQueuePool, WaitQueue
+from pooltender.recycle import EXPIRES, JITTER
 
 QUIET = PooltenderSettings(loop_block_threshold=0)
 
@@ -351,3 +355,85 @@ async def test_the_sessionmaker_dependency_serves_use_cases_and_is_gated(
         assert primary.stats().rejected == 1
         assert len(started) == 2  # refused before its use case started
         assert (await client.post("/count")).json() == {"n": 3}
+
+
+async def test_an_engines_pool_recycle_is_pooltenders_jitter_and_pace(tmp_path: Path) -> None:
+    engine = app_engine(tmp_path, pool_recycle=600)
+    dbs = Databases.from_engines({"primary": engine}, environ={}, env_file=None)
+    await dbs.start()
+    try:
+        pool = engine.sync_engine.pool
+        assert compat.queue_pool_options(pool)["recycle"] == -1  # SQLAlchemy's own is off
+        opened = time.monotonic()
+        async with engine.connect() as connection:
+            record = (await connection.get_raw_connection())._connection_record
+            assert record is not None
+            expires = record.info[EXPIRES] - opened
+        assert 600 * (1 - JITTER) - 1 <= expires <= 600, expires
+    finally:
+        await dbs.stop()
+    # given back: the app's own pool with its own recycle
+    assert compat.queue_pool_options(engine.sync_engine.pool)["recycle"] == 600
+    await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("own", "environ", "recycled"),
+    [
+        ({}, {}, False),  # create_async_engine's default: no recycle, none added
+        ({}, {"DATABASE_POOL_RECYCLE": "900"}, True),
+        ({"pool_recycle": 600}, {"DATABASE_POOL_RECYCLE": "-1"}, False),
+    ],
+)
+async def test_recycling_follows_the_engines_pool_recycle_or_the_environment(
+    tmp_path: Path, own: dict[str, object], environ: dict[str, str], recycled: bool
+) -> None:
+    engine = app_engine(tmp_path, **own)
+    dbs = Databases.from_engines({"primary": engine}, environ=environ, env_file=None)
+    await dbs.start()
+    try:
+        async with engine.connect() as connection:
+            record = (await connection.get_raw_connection())._connection_record
+            assert record is not None
+            assert (EXPIRES in record.info) is recycled
+        assert compat.queue_pool_options(engine.sync_engine.pool)["recycle"] == -1
+    finally:
+        await dbs.stop()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("gated", [True, False])
+async def test_failover_detection_listens_to_an_adopted_engine_until_it_is_given_back(
+    gated: bool,
+) -> None:
+    # A PostgreSQL engine never connected: attach and release only add and remove listeners.
+    pool = {} if gated else {"poolclass": NullPool}
+    engine = create_async_engine("postgresql+asyncpg://app@127.0.0.1:1/app", **pool)
+    sync_engine = engine.sync_engine
+    for _ in range(2):  # a second adoption after the first was given back
+        settings = adopted_settings(engine, environ={}, env_file=None)
+        detector = FailoverDetector(settings)
+        adoption = Adoption(engine)
+        adoption.attach(
+            settings,
+            wait_queue=WaitQueue("primary", limit=1, retry_after=1),
+            on_connect_time=None,
+            on_wait=None,
+            failover=detector,
+        )
+        assert event.contains(sync_engine, "handle_error", detector._on_error)
+        assert event.contains(sync_engine, "connect", detector._on_connect)
+        assert event.contains(sync_engine, "checkout", detector._on_checkout)
+        await adoption.release()
+        for name, listener in detector._listeners():
+            assert not event.contains(sync_engine, name, listener), name
+        assert not event.contains(sync_engine.pool, "connect", detector._on_connect)
+    await engine.dispose()
+
+
+def test_an_adopted_engine_declared_read_only_or_opted_out_gets_no_detection() -> None:
+    engine = create_async_engine("postgresql+asyncpg://app@127.0.0.1:1/app")
+    assert FailoverDetector(adopted_settings(engine, environ={}, env_file=None)).enabled
+    for environ in ({"DATABASE_FAILOVER_DETECTION": "false"}, {"DATABASE_READ_ONLY": "true"}):
+        settings = adopted_settings(engine, environ=environ, env_file=None)
+        assert not FailoverDetector(settings).enabled, environ

@@ -53,6 +53,7 @@ class Run:
     driver: str
     shape: Shape
     detection: bool
+    adopted: bool = False
     answers: list[Answer] = field(default_factory=list)
     writes: dict[uuid.UUID, int] = field(default_factory=dict)  # id -> status (0: no answer)
     incident: float = 0.0  # monotonic: the demotion (a) or the stop (b) began
@@ -77,7 +78,8 @@ class Run:
 
     def summary(self) -> str:
         return (
-            f"failover shape ({self.shape}), {self.driver}, detection "
+            f"failover shape ({self.shape}), {self.driver}"
+            f"{' (adopted engine)' if self.adopted else ''}, detection "
             f"{'on' if self.detection else 'off'}: writes {dict(self.by_status(False))}, "
             f"reads {dict(self.by_status(True))}; slowest "
             f"{max((a.elapsed for a in self.answers), default=0.0):.2f} s; incident to promotion "
@@ -92,19 +94,27 @@ def multi_host_url(cluster: Cluster, driver: str) -> str:
     return f"postgresql+{driver}://postgres@/test?{hosts}"
 
 
-async def failover(cluster: Cluster, driver: str, shape: Shape, *, detection: bool = True) -> Run:
-    run = Run(driver, shape, detection)
+async def failover(
+    cluster: Cluster, driver: str, shape: Shape, *, detection: bool = True, adopted: bool = False
+) -> Run:
+    run = Run(driver, shape, detection, adopted)
     old, new = cluster.primary_port, cluster.replica_port
     with cluster.connect(old) as conn:
         conn.execute(f"CREATE TABLE {LEDGER} (id uuid NOT NULL, at timestamptz DEFAULT now())")
     env = {
-        "DATABASE_URL": multi_host_url(cluster, driver),
-        "DATABASE_POOL_SIZE": "4",
-        "DATABASE_POOL_TIMEOUT": "2",
-        "DATABASE_CONNECT_TIMEOUT": "2",
         "DATABASE_FAILOVER_DETECTION": str(detection).lower(),
         "LEDGER_TABLE": LEDGER,
     }
+    if adopted:  # the app's own engine and URL (pool size 4, timeouts 2 s: its own options)
+        env["LEDGER_URL"] = multi_host_url(cluster, driver) + "&target_session_attrs=read-write"
+    else:
+        env.update(
+            DATABASE_URL=multi_host_url(cluster, driver),
+            DATABASE_POOL_SIZE="4",
+            DATABASE_POOL_TIMEOUT="2",
+            DATABASE_CONNECT_TIMEOUT="2",
+        )
+    app = "tests.support.ledger_adopted_app:app" if adopted else "tests.support.ledger_app:app"
     written: list[uuid.UUID] = []
 
     async def request(client: httpx.AsyncClient, number: int) -> httpx.Response:
@@ -122,7 +132,7 @@ async def failover(cluster: Cluster, driver: str, shape: Shape, *, detection: bo
             run.reasons[response.json()["detail"]["reason"]] += 1
         return response
 
-    with Service(env, app="tests.support.ledger_app:app") as service:
+    with Service(env, app=app) as service:
         load = Load(service.url, clients=CLIENTS, request=request, timeout=10.0)
         stop = asyncio.Event()
         running = asyncio.create_task(load.run(stop))
@@ -187,6 +197,18 @@ async def test_shape_a_demoted_in_place_the_service_moves_to_the_new_primary(
     run = await failover(cluster, driver, "a")
     assert_survived(run)
     # The old primary's pooled connections refused writes: detected, counted once, 503.
+    assert run.failovers == 1
+    assert run.reasons["failover"] >= 1, run.reasons
+    assert "failover detected (SQLSTATE 25006)" in run.output
+    assert f"now on 127.0.0.1:{cluster.replica_port}" in run.output
+
+
+async def test_shape_a_on_an_adopted_engine_the_apps_own_sessions_move_too(
+    cluster: Cluster,
+) -> None:
+    # The app's own create_async_engine and async_sessionmaker, adopted by install().
+    run = await failover(cluster, "asyncpg", "a", adopted=True)
+    assert_survived(run)
     assert run.failovers == 1
     assert run.reasons["failover"] >= 1, run.reasons
     assert "failover detected (SQLSTATE 25006)" in run.output
