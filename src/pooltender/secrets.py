@@ -5,6 +5,10 @@ A URL carries credentials in two places: the user-info password
 (``?password=S3cret``, ``?sslpassword=...``; asyncpg, psycopg and the MySQL drivers all
 accept them). :func:`redact_url` masks both; :func:`credentials` lists their values so
 that a driver's error message that quotes one can be masked too (:func:`mask`).
+
+The redacted form is for reading: the query's ``:`` and ``/`` are shown as they are
+written (``?host=db1:5432&host=db2:5432``, ``?host=/var/run/postgresql``), not
+percent-encoded as SQLAlchemy renders them; both are legal in a URL's query.
 """
 
 from __future__ import annotations
@@ -63,7 +67,19 @@ def redact_url(url: URL | str) -> str:
         key: (placeholder if is_credential_key(key) else value) for key, value in url.query.items()
     }
     masked = url.set(query=query) if query != dict(url.query) else url
-    return masked.render_as_string(hide_password=True).replace(placeholder, MASK)
+    return _readable_query(masked.render_as_string(hide_password=True).replace(placeholder, MASK))
+
+
+# Percent-encodings SQLAlchemy writes in a query that need none there (RFC 3986 allows
+# ":" and "/" in a query): multi-host ``host=db1:5432``, socket directories.
+_READABLE = re.compile("%(3A|2F)", re.I)
+
+
+def _readable_query(text: str) -> str:
+    head, question, query = text.partition("?")
+    if not question:
+        return text
+    return head + question + _READABLE.sub(lambda m: ":" if m[1].upper() == "3A" else "/", query)
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:

@@ -42,3 +42,21 @@ def test_what_is_not_a_credential_stays() -> None:
 def test_an_unparseable_url_is_masked_too() -> None:
     shown = redact_url(f"postgresql://app:{SECRET}@db:notaport/app?password={SECRET}")
     assert SECRET not in shown
+
+
+def test_a_multi_host_url_is_shown_readable_and_still_masked() -> None:
+    url = (
+        "postgresql+asyncpg://app:S3cr3t@/app?host=db1:5432&host=db2:5432"
+        "&password=An0ther&target_session_attrs=read-write"
+    )
+    shown = "postgresql+asyncpg://app:***@/app?host=db1:5432&host=db2:5432&password=***"
+    for text in (redact_url(url), repr(DatabaseSettings(url=url))):
+        assert shown in text, text
+        assert "%3A" not in text and "S3cr3t" not in text and "An0ther" not in text, text
+    # A socket directory, and a value that only looks like an encoding ("%3A" written out).
+    socket = redact_url(
+        "postgresql+psycopg://app@/app?host=/var/run/postgresql&application_name=a%253Ab"
+    )
+    assert (
+        socket == "postgresql+psycopg://app@/app?application_name=a%253Ab&host=/var/run/postgresql"
+    )
