@@ -1,13 +1,16 @@
 """Connections opened together are replaced spread out (pooltender.recycle), on the real
 PostgreSQL: a pool of 20 warmed at start, ``DATABASE_POOL_RECYCLE=10``, a steady load;
-the replacements' connects are counted per second from the pool's ``connect`` events."""
+the replacements' connects are counted per second from the pool's ``connect`` events.
+The same for an engine the app built with ``pool_recycle=10`` and pooltender adopted."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from pooltender import Database, DatabaseSettings
 from tests.support.pg import PG_URL
@@ -17,10 +20,17 @@ RECYCLE = 10
 RUN = 17.0  # seconds of load after the warm-up: past every first replacement, before a second
 
 
-async def test_a_warmed_pool_is_replaced_spread_over_seconds_a_quarter_at_most_per_second() -> None:
-    db = Database(
-        DatabaseSettings(url=PG_URL, pool_size=POOL, max_overflow=0, pool_recycle=RECYCLE)
-    )
+@pytest.mark.parametrize("adopted", [False, True], ids=["own", "adopted"])
+async def test_a_warmed_pool_is_replaced_spread_over_seconds_a_quarter_at_most_per_second(
+    adopted: bool,
+) -> None:
+    if adopted:  # the app's own engine, its own pool_recycle
+        own = create_async_engine(PG_URL, pool_size=POOL, max_overflow=0, pool_recycle=RECYCLE)
+        db = Database.adopt(own, environ={}, env_file=None)
+    else:
+        db = Database(
+            DatabaseSettings(url=PG_URL, pool_size=POOL, max_overflow=0, pool_recycle=RECYCLE)
+        )
     await db.start()  # opens the 20 at once
     connects: list[float] = []
     event.listen(db.engine.sync_engine, "connect", lambda *args: connects.append(time.monotonic()))
@@ -42,6 +52,8 @@ async def test_a_warmed_pool_is_replaced_spread_over_seconds_a_quarter_at_most_p
         stats = db.stats()
     finally:
         await db.stop()
+        if adopted:
+            await own.dispose()
 
     offsets = sorted(t - warmed for t in connects)
     print("replacements (s after the warm-up):", " ".join(f"{t:.2f}" for t in offsets))
