@@ -128,10 +128,11 @@ class WaitQueue:
         limit = self.limit
         return limit is not None and self.waiting >= limit
 
-    def enter(self) -> bool:
-        """Take a place in the queue; False (nothing taken) when it is full."""
+    def enter(self, *, force: bool = False) -> bool:
+        """Take a place in the queue; False (nothing taken) when it is full, unless
+        ``force``: the pool knows the checkout will be served at once."""
         with self._lock:
-            if self.full():
+            if self.full() and not force:
                 return False
             self._waiting += 1
             return True
@@ -268,7 +269,9 @@ class GatedPool(QueuePool):
     def would_refuse(self) -> bool:
         """True when a checkout now would be refused at once (the refusal rule)."""
         queue = self.wait_queue
-        return queue is not None and queue.full() and self.would_wait()
+        # An idle connection in SQLAlchemy's queue, promised (SQLAlchemy 2.0, see
+        # _do_get) but about to be handed to a waiter, is no reason to refuse.
+        return queue is not None and queue.full() and self.would_wait() and super().checkedin() == 0
 
     def refuse_if_saturated(self) -> None:
         """Raise (and count) :class:`PoolOverloaded` if a checkout now would be refused."""
@@ -287,7 +290,10 @@ class GatedPool(QueuePool):
             with self._turns_lock:
                 if self.would_wait():
                     # First come, first served: behind those already waiting.
-                    if queue.enter():
+                    # A connection still idle in SQLAlchemy's queue (on 2.0: promised to
+                    # a checkout that already has its own) is on its way to this one
+                    # (_serve_waiters_from_idle): no refusal for a queue full meanwhile.
+                    if queue.enter(force=super().checkedin() > 0):
                         turn = _Turn()
                         self._turns.append(turn)
                     else:
@@ -310,11 +316,35 @@ class GatedPool(QueuePool):
                 finally:
                     with self._turns_lock:
                         self._claims -= 1
+                self._serve_waiters_from_idle()
             else:
                 record = self._get()
         if self.on_wait is not None:
             self.on_wait(time.perf_counter() - start)
         return record
+
+    def _serve_waiters_from_idle(self) -> None:
+        """Hand idle connections of the queue to checkouts waiting their turn.
+
+        Only on SQLAlchemy 2.0, where a claimed connection leaves the queue a few loop
+        turns before its checkout returns: a connection returned in that window went
+        to the idle set while the claim still covered it, so a newcomer queued behind
+        it instead of taking it. Without this it would sit idle while others wait.
+        """
+        while True:
+            with self._turns_lock:
+                if not self._turns or self._unclaimed() <= 0:
+                    return
+                self._claims += 1
+            try:
+                record: ConnectionPoolEntry | None = super()._do_get()
+            except sa_exc.TimeoutError:  # taken meanwhile after all
+                record = None
+            finally:
+                with self._turns_lock:
+                    self._claims -= 1
+            if record is not None:
+                self._do_return_conn(record)  # to the longest waiting checkout
 
     def _wait_turn(self, turn: _Turn, queue: WaitQueue) -> ConnectionPoolEntry:
         """Wait until a returned connection is handed to ``turn`` or time runs out."""

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import struct
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = ["Proxy"]
@@ -45,6 +47,15 @@ class _Link:
 
     def writers(self) -> list[asyncio.StreamWriter]:
         return [w for w in (self.client, self.upstream) if w is not None]
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 class Proxy:
@@ -118,10 +129,25 @@ class Proxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        if self.port:  # listening again after a refusing cut: the same port
+            self._server = await asyncio.start_server(
+                self._handle, "127.0.0.1", self.port, reuse_address=True
+            )
+            return
+        # A port below the kernel's ephemeral range: while a refusing cut has the
+        # listener closed, no outgoing connection (the proxy's own to the server, say)
+        # can take it as its source port, which would make listening again fail.
+        low = ephemeral_range()[0]
+        for port in random.sample(range(max(1024, low - 12000), low), 200):
+            try:
+                self._server = await asyncio.start_server(
+                    self._handle, "127.0.0.1", port, reuse_address=True
+                )
+            except OSError:
+                continue
+            self.port = port
+            return
+        raise RuntimeError("no free port below the ephemeral range")
 
     async def _upstream_ports(self) -> set[int]:
         ports = set()
