@@ -68,7 +68,10 @@ async def test_burst_at_ten_times_capacity() -> None:
         refused = [a.elapsed for a in burst.answers if a.status == 503]
         assert statistics.median(refused) < HOLD
         goodput = burst.goodput()
-        assert goodput >= 0.9 * capacity, (goodput, capacity)
+        # The refusals cost little: the served keep (nearly) all of the capacity. A quiet
+        # machine gives 0.95-1.05; 0.8 leaves room for a loaded one (CI's oldest leg once
+        # gave 0.87) and still fails when refusing costs the served a fifth of their CPU.
+        assert goodput >= 0.8 * capacity, (goodput, capacity)
 
         await asyncio.sleep(0.5)
         async with httpx.AsyncClient(base_url=service.url) as client:
