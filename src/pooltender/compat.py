@@ -55,6 +55,13 @@ CPython 3.11 (the legs of `make test`; the unit tests re-check them on every run
    round trip does the ping's work. The adapter's public ``ping()`` sends three round
    trips, ``run_async`` reaches only the driver connection, and a ``BEGIN`` sent there
    would leave the adapter unaware of its transaction.
+9. ``QueuePool._pool.get(block=False)`` and ``sqlalchemy.util.queue.Empty``: take an
+   idle connection from a pool's own queue at once, or learn there is none. pooltender's
+   pool decides "take an idle one or wait in line" in one step under its lock; the public
+   path (``QueuePool._do_get``) waits in SQLAlchemy's queue instead when the pool is at
+   capacity, and on SQLAlchemy 2.0 the async queue hands even an available connection
+   over some event-loop turns later (2.1 takes it at once), a window in which the same
+   connection looks idle to every other checkout.
 """
 
 from __future__ import annotations
@@ -68,7 +75,8 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy import util as sa_util
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.util import queue as sa_queue
 
 from .errors import CompatibilityError
 
@@ -83,6 +91,7 @@ __all__ = [
     "current_frames",
     "getframe",
     "queue_pool_options",
+    "take_idle",
     "verify",
     "verify_asyncpg_connection",
 ]
@@ -145,6 +154,8 @@ def verify() -> None:
     for hook in POOL_HOOKS:
         if not callable(getattr(QueuePool, hook, None)):
             raise CompatibilityError(f"sqlalchemy.pool.QueuePool.{hook}", "SQLAlchemy")
+    if not issubclass(getattr(sa_queue, "Empty", type(None)), Exception):
+        raise CompatibilityError("sqlalchemy.util.queue.Empty", "SQLAlchemy")
     if not callable(await_):
         raise CompatibilityError("sqlalchemy.util.await_only", "SQLAlchemy")
     try:
@@ -180,6 +191,15 @@ def queue_pool_options(pool: QueuePool) -> dict[str, Any]:
         "_dispatch": pool.dispatch,
         "dialect": pool._dialect,
     }
+
+
+def take_idle(pool: QueuePool) -> ConnectionPoolEntry | None:
+    """(9) An idle connection of ``pool``'s own queue, taken without waiting, or ``None``."""
+    try:
+        record: ConnectionPoolEntry = pool._pool.get(False)
+    except sa_queue.Empty:
+        return None
+    return record
 
 
 def verify_asyncpg_connection(driver_connection: Any) -> None:

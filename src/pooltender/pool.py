@@ -252,26 +252,22 @@ class GatedPool(QueuePool):
         # Checkouts waiting for a connection, first come first served (see _do_get).
         self._turns: collections.deque[_Turn] = collections.deque()
         self._turns_lock = threading.Lock()
-        self._claims = 0  # checkouts on their way to an idle connection of the queue
 
     def would_wait(self) -> bool:
         """True when a checkout now would wait: every connection is in use, none may be
         opened, or others already wait their turn."""
-        capacity = self.capacity
-        if capacity is None or super().checkedout() + super().checkedin() < capacity:
+        if not self._at_capacity():
             return False
-        return bool(self._turns) or self._unclaimed() + len(self._spares) <= 0
+        return bool(self._turns) or super().checkedin() + len(self._spares) <= 0
 
-    def _unclaimed(self) -> int:
-        """Connections in SQLAlchemy's queue that no checkout is already on its way to."""
-        return super().checkedin() - self._claims
+    def _at_capacity(self) -> bool:
+        capacity = self.capacity
+        return capacity is not None and super().checkedout() + super().checkedin() >= capacity
 
     def would_refuse(self) -> bool:
         """True when a checkout now would be refused at once (the refusal rule)."""
         queue = self.wait_queue
-        # An idle connection in SQLAlchemy's queue, promised (SQLAlchemy 2.0, see
-        # _do_get) but about to be handed to a waiter, is no reason to refuse.
-        return queue is not None and queue.full() and self.would_wait() and super().checkedin() == 0
+        return queue is not None and queue.full() and self.would_wait()
 
     def refuse_if_saturated(self) -> None:
         """Raise (and count) :class:`PoolOverloaded` if a checkout now would be refused."""
@@ -282,69 +278,63 @@ class GatedPool(QueuePool):
     def _do_get(self) -> ConnectionPoolEntry:
         start = time.perf_counter()
         queue = self.wait_queue
+        record: ConnectionPoolEntry | None = None
         if queue is None:
-            record = self._get()
+            record = self._take_idle()
         else:
             turn: _Turn | None = None
-            claimed = full = False
             with self._turns_lock:
-                if self.would_wait():
-                    # First come, first served: behind those already waiting.
-                    # A connection still idle in SQLAlchemy's queue (on 2.0: promised to
-                    # a checkout that already has its own) is on its way to this one
-                    # (_serve_waiters_from_idle): no refusal for a queue full meanwhile.
-                    if queue.enter(force=super().checkedin() > 0):
-                        turn = _Turn()
-                        self._turns.append(turn)
-                    else:
-                        full = True
-                elif self._unclaimed() > 0:
-                    # On SQLAlchemy 2.0 the async queue hands even an idle connection over
-                    # a few event-loop turns later: promise it, so that nobody else counts
-                    # on the same one meanwhile.
-                    self._claims += 1
-                    claimed = True
-            if full:
-                raise queue.overloaded(self.capacity)
+                if not self._turns:  # first come, first served: none waits ahead
+                    record = self._take_idle()
+                if record is None and self._at_capacity():
+                    if not queue.enter():
+                        raise queue.overloaded(self.capacity)
+                    turn = _Turn()
+                    self._turns.append(turn)
             if turn is not None:
                 record = self._wait_turn(turn, queue)
-            elif claimed:
-                try:
-                    record = super()._do_get()
-                except sa_exc.TimeoutError:
-                    raise queue.timed_out(self) from None
-                finally:
-                    with self._turns_lock:
-                        self._claims -= 1
-                self._serve_waiters_from_idle()
-            else:
-                record = self._get()
+        if record is None:  # below capacity: SQLAlchemy opens one
+            try:
+                record = super()._do_get()
+            except sa_exc.TimeoutError:  # another thread took the last place meanwhile
+                if queue is None:
+                    raise
+                raise queue.timed_out(self) from None
         if self.on_wait is not None:
             self.on_wait(time.perf_counter() - start)
         return record
 
-    def _serve_waiters_from_idle(self) -> None:
-        """Hand idle connections of the queue to checkouts waiting their turn.
+    def _take_idle(self) -> ConnectionPoolEntry | None:
+        """An idle connection, taken at once, or ``None``: SQLAlchemy's queue first (its
+        order: FIFO, or LIFO with ``pool_use_lifo``), then the newest spare. Never waits
+        (compat, 9): on SQLAlchemy 2.0 the async queue's blocking ``get`` hands even an
+        available connection over some event-loop turns later, a window in which it looks
+        idle to every other checkout."""
+        record = compat.take_idle(self)
+        if record is None and self._spares:
+            with self._spares_lock:
+                record = self._spares.pop()[1] if self._spares else None
+        return record
 
-        Only on SQLAlchemy 2.0, where a claimed connection leaves the queue a few loop
-        turns before its checkout returns: a connection returned in that window went
-        to the idle set while the claim still covered it, so a newcomer queued behind
-        it instead of taking it. Without this it would sit idle while others wait.
-        """
-        while True:
+    def _serve_waiters(self) -> None:
+        """Hand idle connections to checkouts waiting their turn. Only ever needed with
+        threads: a checkout may join the line between another thread's look at it and that
+        thread's return of a connection into the idle set."""
+        while self._turns:
             with self._turns_lock:
-                if not self._turns or self._unclaimed() <= 0:
+                if not self._turns:
                     return
-                self._claims += 1
-            try:
-                record: ConnectionPoolEntry | None = super()._do_get()
-            except sa_exc.TimeoutError:  # taken meanwhile after all
-                record = None
-            finally:
-                with self._turns_lock:
-                    self._claims -= 1
-            if record is not None:
-                self._do_return_conn(record)  # to the longest waiting checkout
+                record = self._take_idle()
+                if record is None:
+                    return
+                self._hand(self._turns.popleft(), record)
+
+    def _hand(self, turn: _Turn, record: ConnectionPoolEntry) -> None:
+        """Give ``record`` to the waiting ``turn`` (the caller holds the turns lock)."""
+        turn.record = record
+        if self.wait_queue is not None:
+            self.wait_queue.handing_off()
+        turn.wake()
 
     def _wait_turn(self, turn: _Turn, queue: WaitQueue) -> ConnectionPoolEntry:
         """Wait until a returned connection is handed to ``turn`` or time runs out."""
@@ -376,32 +366,21 @@ class GatedPool(QueuePool):
         if turn.record is None:  # not handed over between the append and now
             event.wait(timeout)
 
-    def _get(self) -> ConnectionPoolEntry:
-        if self._spares and self._unclaimed() <= 0:
-            with self._spares_lock:
-                spare = self._spares.pop()[1] if self._spares else None
-            if spare is not None:
-                return spare
-        return super()._do_get()
-
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         if self._turns:
             with self._turns_lock:
-                turn = self._turns.popleft() if self._turns else None
-                if turn is not None:
-                    turn.record = record
-                    if self.wait_queue is not None:
-                        self.wait_queue.handing_off()
-            if turn is not None:
-                # Straight to the longest waiter: nobody can take it on the way.
-                turn.wake()
-                return
+                if self._turns:
+                    # Straight to the longest waiter: nobody can take it on the way.
+                    self._hand(self._turns.popleft(), record)
+                    return
         now = time.monotonic()
         if self.overflow_idle_timeout > 0 and super().checkedin() >= self.size():
             with self._spares_lock:
                 self._spares.append((now, record))
         else:
             super()._do_return_conn(record)
+        if self._turns:
+            self._serve_waiters()
         if self._spares:
             self._close_idle_spares(now)
 

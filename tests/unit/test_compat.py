@@ -90,6 +90,53 @@ async def test_await_runs_a_coroutine_from_sync_code_in_sqlalchemys_greenlet() -
     assert await greenlet_spawn(sync_code) == 7
 
 
+def test_take_idle_takes_an_idle_connection_at_once_or_gives_none(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 't.db'}", poolclass=QueuePool, pool_size=1)
+    try:
+        pool = engine.pool
+        assert isinstance(pool, QueuePool)
+        assert compat.take_idle(pool) is None  # nothing opened yet
+        engine.connect().close()
+        record = compat.take_idle(pool)
+        assert record is not None and pool.checkedin() == 0
+        assert compat.take_idle(pool) is None
+        pool._do_return_conn(record)  # back where it came from
+        assert pool.checkedin() == 1
+    finally:
+        engine.dispose()
+
+
+async def test_take_idle_does_not_wait_on_the_async_queue(tmp_path: Path) -> None:
+    """The async queue's blocking get awaits even for an available connection on
+    SQLAlchemy 2.0: take_idle returns it within the same step, no event-loop turn."""
+    from sqlalchemy.util import greenlet_spawn
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 't.db'}", pool_size=1)
+    try:
+        async with engine.connect():
+            pass
+        pool = engine.sync_engine.pool
+        assert isinstance(pool, AsyncAdaptedQueuePool)
+        turns = 0
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        counter = asyncio.create_task(count_turns())
+        await asyncio.sleep(0)
+        before = turns
+        record = await greenlet_spawn(compat.take_idle, pool)
+        assert record is not None and turns == before
+        assert await greenlet_spawn(compat.take_idle, pool) is None
+        pool._do_return_conn(record)
+        counter.cancel()
+    finally:
+        await engine.dispose()
+
+
 def test_the_current_task_of_a_loop_is_readable_from_another_thread() -> None:
     """The watchdog names the route of the task the loop runs, from its own thread,
     with the public ``asyncio.current_task(loop)``."""

@@ -49,6 +49,37 @@ async def test_full_wait_queue_is_refused_at_once(tmp_path: Path) -> None:
     await db.stop()
 
 
+async def test_checkouts_arriving_together_on_an_idle_pool_respect_the_wait_bound(
+    tmp_path: Path,
+) -> None:
+    """One connection, idle; four checkouts in the same instant: one takes it, one waits,
+    two are refused. (On SQLAlchemy 2.0 the async queue hands an idle connection over some
+    loop turns later; counting it as idle meanwhile let every arrival of that window queue
+    past the bound.)"""
+    db = file_db(tmp_path, pool_size=1, max_overflow=0, max_waiting=1, pool_timeout=5)
+    await db.start()
+    async with db.engine.connect():
+        pass  # opened and idle
+    release = asyncio.Event()
+
+    async def use() -> str:
+        try:
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                await release.wait()
+        except PoolOverloaded:
+            return "refused"
+        return "served"
+
+    tasks = [asyncio.create_task(use()) for _ in range(4)]
+    await asyncio.sleep(0.1)
+    release.set()
+    outcomes = sorted(await asyncio.gather(*tasks))
+    assert outcomes == ["refused", "refused", "served", "served"]
+    assert db.wait_queue.rejected == 2
+    await db.stop()
+
+
 async def test_wait_that_runs_out_is_a_pool_timeout_with_the_real_numbers(tmp_path: Path) -> None:
     db = file_db(tmp_path, pool_size=1, max_overflow=0, pool_timeout=0.2, max_waiting=5)
     await db.start()

@@ -55,7 +55,7 @@ class Answer:
     elapsed: float
     status: int  # 0: no HTTP answer (connection error or client timeout)
     client: int
-    detail: str = ""  # the body of an unexpected answer, or the transport error
+    detail: str = ""  # the body of an answer other than 200, or the transport error
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Load:
             try:
                 response = await self.request(client, number)
                 status, detail = response.status_code, ""
-                if status not in (200, 503):
+                if status != 200:
                     detail = response.text[:300]
             except httpx.HTTPError as exc:
                 status, detail = 0, f"{type(exc).__name__}: {exc}"
