@@ -209,9 +209,10 @@ class GatedPool(QueuePool):
     under a burst some waited their whole ``pool_timeout``.)
 
     It overrides ``_do_get`` and ``_do_return_conn``, the hooks SQLAlchemy's ``Pool``
-    provides to its implementations (see :mod:`pooltender.compat`), and reads the pool
-    only through its public counters (``size()``, ``checkedin()``, ``checkedout()``,
-    ``overflow()``).
+    provides to its implementations (see :mod:`pooltender.compat`), reads the pool
+    through its public counters (``size()``, ``checkedin()``, ``checkedout()``,
+    ``overflow()``), and takes an idle connection from SQLAlchemy's queue without
+    waiting (``compat.take_idle``).
 
     **Overflow that lingers** (``overflow_idle_timeout``, ``DATABASE_OVERFLOW_IDLE_TIMEOUT``,
     default 30 s): SQLAlchemy closes an overflow connection the moment it comes back
